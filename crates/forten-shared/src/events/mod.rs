@@ -1,0 +1,25 @@
+//! Events: the CloudEvents envelope, the catalogue, and the [`EventBus`] that carries them over
+//! RabbitMQ or in-process with the same semantics.
+//!
+//! ```
+//! use forten_shared::{EventBuilder, EventType, events::UserDeleted};
+//! let event = EventBuilder::create(EventType::UserDeleted, UserDeleted { user_id: "1".into() }, "auth-service")?;
+//! assert_eq!(event.event_type().as_str(), "user.deleted");
+//! # Ok::<(), forten_shared::events::EventError>(())
+//! ```
+
+mod builder;
+mod catalogue;
+mod envelope;
+mod error;
+mod pattern;
+
+pub use self::builder::EventBuilder;
+pub use self::catalogue::{
+    AccessDenied, AccessGranted, AccessMethod, AlertAcknowledged, AlertResolved, AlertTriggered,
+    CameraOffline, CameraOnline, DoorForced, DoorHeldOpen, EventData, EventType, Payload, Role,
+    ServiceDeregistered, ServiceRegistered, Severity, UserCreated, UserDeleted, UserUpdated,
+};
+pub use self::envelope::{CONTENT_TYPE, DATA_CONTENT_TYPE, Event, SPEC_VERSION};
+pub use self::error::EventError;
+pub use self::pattern::TopicPattern;

@@ -1,0 +1,18 @@
+//! # forten-shared
+//!
+//! The Forten toolkit: everything a Rust service needs to talk to its peers — events over
+//! RabbitMQ (or in-process), request context propagation, and (in later modules) discovery, a
+//! resilient HTTP client, service auth, health checks and telemetry.
+//!
+//! # Layout
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | [`events`] | CloudEvents envelope, catalogue, the [`EventBus`] over RabbitMQ or in-process, DLQ, dedup |
+//! | `context` | [`RequestContext`]: correlation id and `traceparent` of the work in progress |
+
+mod context;
+pub mod events;
+
+pub use self::context::RequestContext;
+pub use self::events::{Event, EventBuilder, EventType};

@@ -15,4 +15,4 @@ mod context;
 pub mod events;
 
 pub use self::context::RequestContext;
-pub use self::events::{Event, EventBuilder, EventType};
+pub use self::events::{Event, EventBuilder, EventBus, EventPublisher, EventType};

@@ -139,6 +139,7 @@ impl SubscriptionHandle {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per bus, behind an Arc
 enum Transport {
     Memory(MemoryBus),
     #[cfg(feature = "rabbitmq")]
@@ -220,7 +221,7 @@ impl EventBus {
         let body = event.to_vec()?;
         let ty = event.event_type().as_str();
         match &*self.transport {
-            Transport::Memory(m) => m.publish(ty, body.into())?,
+            Transport::Memory(m) => m.publish(ty, &body.into())?,
             #[cfg(feature = "rabbitmq")]
             Transport::Rabbit(r) => r.publish(ty, body.into(), &event.id).await?,
         }

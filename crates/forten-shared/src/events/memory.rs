@@ -83,7 +83,7 @@ impl MemoryBus {
         }
     }
 
-    pub(crate) fn publish(&self, routing_key: &str, body: Bytes) -> Result<(), BusError> {
+    pub(crate) fn publish(&self, routing_key: &str, body: &Bytes) -> Result<(), BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
         }
@@ -129,6 +129,7 @@ impl MemoryBus {
         let consumer = Consumer {
             queue,
             processor,
+            _pause_switch: handle.paused.clone(),
             paused: handle.paused.subscribe(),
             stop: self.stop.clone(),
             abort: self.abort.clone(),
@@ -222,6 +223,8 @@ impl MemoryBus {
 struct Consumer {
     queue: Arc<Queue>,
     processor: Arc<Processor>,
+    /// Keeps the pause switch alive as long as the consumer, whatever becomes of the handle.
+    _pause_switch: Arc<tokio::sync::watch::Sender<bool>>,
     paused: tokio::sync::watch::Receiver<bool>,
     stop: CancellationToken,
     abort: CancellationToken,

@@ -78,9 +78,14 @@ pub(crate) fn retry_queue_name(queue: &str, delay: Duration) -> String {
     format!("{queue}.retry.{}", delay.as_millis().max(1))
 }
 
-/// Retry queues declared by this process, with when they were last declared.
+/// Retry queues declared by this process, with when they were last declared. One registry
+/// per process, so that `delete_queues` on any bus finds the retry queues another bus of the
+/// process declared.
 #[derive(Debug, Default)]
 pub(crate) struct RetryQueues(Mutex<HashMap<String, Instant>>);
+
+pub(crate) static RETRY_QUEUES: std::sync::LazyLock<RetryQueues> =
+    std::sync::LazyLock::new(RetryQueues::default);
 
 impl RetryQueues {
     /// Names of the retry queues of `queue` this process has declared.
@@ -209,8 +214,9 @@ enum Stop {
 pub(crate) struct ConsumerTask {
     pub(crate) shared: Arc<Shared>,
     pub(crate) processor: Arc<Processor>,
+    /// Keeps the pause switch alive as long as the consumer, whatever becomes of the handle.
+    pub(crate) _pause_switch: Arc<watch::Sender<bool>>,
     pub(crate) paused: watch::Receiver<bool>,
-    pub(crate) retry_queues: Arc<RetryQueues>,
 }
 
 impl ConsumerTask {
@@ -290,7 +296,6 @@ impl ConsumerTask {
                             shared: self.shared.clone(),
                             processor: self.processor.clone(),
                             channel: channel.clone(),
-                            retry_queues: self.retry_queues.clone(),
                         };
                         let fut = handlers.track_future(async move {
                             settle.handle(delivery).await;
@@ -332,7 +337,6 @@ struct Settle {
     shared: Arc<Shared>,
     processor: Arc<Processor>,
     channel: Channel,
-    retry_queues: Arc<RetryQueues>,
 }
 
 impl Settle {
@@ -347,7 +351,7 @@ impl Settle {
         let forwarded = match decision {
             Decision::Ack => Ok(()),
             Decision::Retry { delay, failure } => {
-                match self.retry_queues.ensure(&self.channel, queue, delay).await {
+                match RETRY_QUEUES.ensure(&self.channel, queue, delay).await {
                     Ok(retry_queue) => {
                         let props = failure_props(&delivery.properties, &failure, queue);
                         self.shared

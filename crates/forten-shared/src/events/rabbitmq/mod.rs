@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 
 pub use self::config::RabbitConfig;
 use self::connection::Shared;
-use self::consumer::{ConsumerTask, RetryQueues, declare_topology, failure_of};
+use self::consumer::{ConsumerTask, RETRY_QUEUES, declare_topology, failure_of};
 use super::CONTENT_TYPE;
 use super::bus::{BusError, ConnectionEvent, DeadLetter, SubscriptionHandle};
 use super::pipeline::{H_ATTEMPTS, H_ERROR, H_FIRST_FAILURE, H_LAST_FAILURE, H_QUEUE, Processor};
@@ -36,11 +36,11 @@ use super::pipeline::{H_ATTEMPTS, H_ERROR, H_FIRST_FAILURE, H_LAST_FAILURE, H_QU
 #[derive(Debug)]
 pub(crate) struct RabbitBus {
     shared: Arc<Shared>,
-    retry_queues: Arc<RetryQueues>,
     /// Properties of every published event, built once.
     props: BasicProperties,
 }
 
+#[allow(clippy::needless_pass_by_value)] // shaped for `map_err`
 fn broker(e: lapin::Error) -> BusError {
     BusError::Broker(e.to_string())
 }
@@ -52,11 +52,7 @@ impl RabbitBus {
             .with_content_type(CONTENT_TYPE.into())
             .with_app_id(service.as_ref().into());
         let shared = Shared::start(service, config).await?;
-        Ok(Self {
-            shared,
-            retry_queues: Arc::default(),
-            props,
-        })
+        Ok(Self { shared, props })
     }
 
     pub(crate) async fn publish(
@@ -90,8 +86,8 @@ impl RabbitBus {
         let task = ConsumerTask {
             shared: self.shared.clone(),
             processor,
+            _pause_switch: handle.paused.clone(),
             paused: handle.paused.subscribe(),
-            retry_queues: self.retry_queues.clone(),
         };
         self.shared.tracker.spawn(task.run());
         Ok(handle)
@@ -231,7 +227,7 @@ impl RabbitBus {
 
     pub(crate) async fn delete_queues(&self, queue: &str) -> Result<(), BusError> {
         let mut names = vec![queue.to_owned(), format!("{queue}.dlq")];
-        names.extend(self.retry_queues.of(queue));
+        names.extend(RETRY_QUEUES.of(queue));
         self.with_channel(|ch| async move {
             for name in names {
                 ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default())

@@ -138,6 +138,40 @@ impl SubscriptionHandle {
     }
 }
 
+/// One message seen by [`EventBus::tail`]: the body as it travelled, and the event it holds
+/// (or why it is not a valid event).
+///
+/// ```
+/// # fn show(t: forten_shared::events::Tapped) {
+/// match t.event {
+///     Ok(e) => println!("{} {}", e.event_type(), e.id),
+///     Err(err) => println!("invalid: {err}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    /// The raw body.
+    pub body: bytes::Bytes,
+    /// The parsed, validated event.
+    pub event: Result<Event, EventError>,
+}
+
+/// The stream returned by [`EventBus::tail`].
+#[derive(Debug)]
+pub struct Tail {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+}
+
+impl Tail {
+    /// The next message; `None` when the bus is gone.
+    pub async fn next(&mut self) -> Option<Tapped> {
+        let body = self.rx.recv().await?;
+        let event = Event::from_slice(&body);
+        Some(Tapped { body, event })
+    }
+}
+
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per bus, behind an Arc
 enum Transport {
@@ -275,6 +309,29 @@ impl EventBus {
             #[cfg(feature = "rabbitmq")]
             Transport::Rabbit(r) => r.connection_events(),
         }
+    }
+
+    /// A live view of the events matching `pattern` (`forten events tail`): copies taken
+    /// without disturbing any subscription, lost when nobody reads them fast enough.
+    ///
+    /// ```
+    /// use forten_shared::{EventBus, EventBuilder, events::UserDeleted};
+    /// # tokio_test::block_on(async {
+    /// let bus = EventBus::in_process("ops");
+    /// let mut tail = bus.tail("user.*").await?;
+    /// bus.publish(&EventBuilder::new(UserDeleted { user_id: "1".into() }, "ops").build()).await?;
+    /// let seen = tail.next().await.unwrap();
+    /// assert!(seen.event.is_ok());
+    /// # Ok::<(), forten_shared::events::BusError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn tail(&self, pattern: &str) -> Result<Tail, BusError> {
+        let rx = match &*self.transport {
+            Transport::Memory(m) => m.tail(super::TopicPattern::new(pattern)),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.tail(pattern).await?,
+        };
+        Ok(Tail { rx })
     }
 
     /// Lists up to `limit` messages of `<queue>.dlq` without removing them.

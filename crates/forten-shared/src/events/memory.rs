@@ -68,6 +68,8 @@ pub(crate) struct MemoryBus {
     abort: CancellationToken,
     tracker: TaskTracker,
     next_id: Arc<AtomicU64>,
+    /// Live observers ([`EventBus::tail`](super::EventBus::tail)): best effort, never block a publish.
+    taps: Mutex<Vec<(TopicPattern, mpsc::Sender<Bytes>)>>,
 }
 
 impl MemoryBus {
@@ -80,7 +82,14 @@ impl MemoryBus {
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_id: Arc::default(),
+            taps: Mutex::default(),
         }
+    }
+
+    pub(crate) fn tail(&self, pattern: TopicPattern) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(1024);
+        lock(&self.taps).push((pattern, tx));
+        rx
     }
 
     pub(crate) fn publish(&self, routing_key: &str, body: &Bytes) -> Result<(), BusError> {
@@ -97,6 +106,13 @@ impl MemoryBus {
                     body: body.clone(),
                     meta: meta.clone(),
                 });
+            }
+        }
+        let mut taps = lock(&self.taps);
+        taps.retain(|(_, tx)| !tx.is_closed());
+        for (p, tx) in taps.iter() {
+            if p.matches(routing_key) {
+                let _ = tx.try_send(body.clone());
             }
         }
         Ok(())

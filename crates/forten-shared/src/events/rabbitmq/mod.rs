@@ -243,3 +243,98 @@ impl RabbitBus {
         self.shared.shutdown(deadline).await;
     }
 }
+
+impl RabbitBus {
+    /// Streams copies of the events matching `pattern` through a temporary exclusive queue,
+    /// re-created after every reconnection (events published during a gap are not seen).
+    pub(crate) async fn tail(
+        &self,
+        pattern: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Bytes>, BusError> {
+        use futures_util::StreamExt;
+        use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let shared = self.shared.clone();
+        let pattern = pattern.to_owned();
+        let open = {
+            let shared = shared.clone();
+            let pattern = pattern.clone();
+            move |live: Arc<connection::Live>| {
+                let (shared, pattern) = (shared.clone(), pattern.clone());
+                async move {
+                    let ch = live.conn.create_channel().await?;
+                    let opts = QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    };
+                    let q = ch
+                        .queue_declare("".into(), opts, FieldTable::default())
+                        .await?;
+                    ch.queue_bind(
+                        q.name().clone(),
+                        shared.config.exchange.as_str().into(),
+                        pattern.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                    let consume = BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    };
+                    ch.basic_consume(
+                        q.name().clone(),
+                        "forten-tail".into(),
+                        consume,
+                        FieldTable::default(),
+                    )
+                    .await
+                }
+            }
+        };
+        // open the first one here so that errors reach the caller
+        let live = shared
+            .live(
+                None,
+                Some(tokio::time::Instant::now() + shared.config.connect_timeout),
+            )
+            .await;
+        let live = live.ok_or_else(|| BusError::Connect {
+            url: shared.config.redacted_url(),
+            reason: "not connected".into(),
+        })?;
+        let mut consumer = open(live.clone()).await.map_err(broker)?;
+        let mut generation = live.generation;
+        tokio::spawn(async move {
+            loop {
+                loop {
+                    let next = tokio::select! {
+                        () = tx.closed() => return,
+                        d = consumer.next() => d,
+                    };
+                    let Some(Ok(d)) = next else { break };
+                    if tx.send(Bytes::from(d.data)).await.is_err() {
+                        return;
+                    }
+                }
+                // connection lost: wait for the next generation and tap again
+                loop {
+                    let next = tokio::select! {
+                        () = tx.closed() => return,
+                        l = shared.live(Some(generation), None) => l,
+                    };
+                    let Some(live) = next else { return };
+                    generation = live.generation;
+                    if let Ok(c) = open(live).await {
+                        consumer = c;
+                        break;
+                    }
+                    tokio::time::sleep(shared.config.reconnect_initial).await;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}

@@ -16,3 +16,8 @@ pub mod events;
 
 pub use self::context::RequestContext;
 pub use self::events::{Event, EventBuilder, EventBus, EventPublisher, EventType};
+
+/// The README's examples, compiled as doc tests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

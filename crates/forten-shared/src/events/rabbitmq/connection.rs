@@ -260,6 +260,15 @@ impl Shared {
         }
     }
 
+    /// Resolves once `generation` is no longer the live one (lost or replaced), whether or not
+    /// the channels of that generation noticed.
+    pub(crate) async fn generation_over(&self, generation: u64) {
+        let mut rx = self.live.subscribe();
+        let _ = rx
+            .wait_for(|l| l.as_ref().is_none_or(|l| l.generation != generation))
+            .await;
+    }
+
     pub(crate) fn is_connected(&self) -> bool {
         self.live
             .borrow()

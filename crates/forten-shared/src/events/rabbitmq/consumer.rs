@@ -274,12 +274,22 @@ impl ConsumerTask {
                 .await?;
             Ok::<_, lapin::Error>((channel, tag, consumer))
         };
-        let (channel, tag, mut consumer) = match setup.await {
-            Ok(x) => x,
-            Err(e) => return Stop::Lost(format!("cannot start consuming {}: {e}", sub.queue)),
+        // a broker operation on a connection that dies under it may never complete: bound it
+        let setup = tokio::select! {
+            r = tokio::time::timeout(self.shared.config.confirm_timeout, setup) => r,
+            () = self.shared.generation_over(live.generation) => return Stop::Lost("connection replaced during setup".into()),
+        };
+        let (channel, tag, mut consumer) = match setup {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Stop::Lost(format!("cannot start consuming {}: {e}", sub.queue)),
+            Err(_) => return Stop::Lost(format!("starting to consume {} timed out", sub.queue)),
         };
         let permits = Arc::new(Semaphore::new(self.processor.sub.concurrency));
         let handlers = TaskTracker::new();
+        // lapin has been seen to leave a consumer stream open on a dead connection: watch the
+        // generation as well, so a reconnection always restarts the session
+        let over = self.shared.generation_over(live.generation);
+        tokio::pin!(over);
         let stop = loop {
             let permit = tokio::select! {
                 biased;
@@ -289,6 +299,7 @@ impl ConsumerTask {
             tokio::select! {
                 biased;
                 () = self.shared.stop.cancelled() => break Stop::Shutdown,
+                () = &mut over => break Stop::Lost("connection replaced".into()),
                 r = self.paused.wait_for(|p| *p) => if r.is_ok() { break Stop::Paused } else { break Stop::Shutdown },
                 d = consumer.next() => match d {
                     Some(Ok(delivery)) => {
@@ -351,14 +362,18 @@ impl Settle {
         let forwarded = match decision {
             Decision::Ack => Ok(()),
             Decision::Retry { delay, failure } => {
-                match RETRY_QUEUES.ensure(&self.channel, queue, delay).await {
-                    Ok(retry_queue) => {
+                let ensure = RETRY_QUEUES.ensure(&self.channel, queue, delay);
+                match tokio::time::timeout(self.shared.config.confirm_timeout, ensure).await {
+                    Err(_) => Err(BusError::Broker(
+                        "declaring the retry queue timed out".into(),
+                    )),
+                    Ok(Err(e)) => Err(BusError::Broker(e.to_string())),
+                    Ok(Ok(retry_queue)) => {
                         let props = failure_props(&delivery.properties, &failure, queue);
                         self.shared
                             .publish("", &retry_queue, &delivery.data, &props)
                             .await
                     }
-                    Err(e) => Err(BusError::Broker(e.to_string())),
                 }
             }
             Decision::DeadLetter(failure) => {

@@ -109,7 +109,12 @@ impl RabbitBus {
                 url: self.shared.config.redacted_url(),
                 reason: "not connected".into(),
             })?;
-        let channel = live.conn.create_channel().await.map_err(broker)?;
+        let bound = self.shared.config.confirm_timeout;
+        let timed_out = || BusError::Broker(format!("broker did not answer within {bound:?}"));
+        let channel = tokio::time::timeout(bound, live.conn.create_channel())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(broker)?;
         let result = f(channel.clone()).await;
         let _ =
             tokio::time::timeout(Duration::from_secs(2), channel.close(200, "done".into())).await;

@@ -243,12 +243,12 @@ where
 /// ```no_run
 /// use forten_shared::telemetry::{TelemetryConfig, init};
 ///
-/// let _guard = init(TelemetryConfig::from_env("auth-service")?)?;
+/// let _guard = init(&TelemetryConfig::from_env("auth-service")?)?;
 /// tracing::info!("started");
 /// # Ok::<(), forten_shared::telemetry::TelemetryError>(())
 /// ```
-pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let (subscriber, guard) = build_subscriber(&config, std::io::stdout)?;
+pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+    let (subscriber, guard) = build_subscriber(config, std::io::stdout)?;
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(guard)

@@ -305,6 +305,7 @@ fn filter_service(text: &str, service: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -141,13 +141,15 @@ impl Observability {
     where
         S: Clone + Send + Sync + 'static,
     {
-        router
+        let traced = router
             .layer(self.layer())
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,
                 header::COOKIE,
                 header::PROXY_AUTHORIZATION,
-            ]))
-            .merge(self.routes())
+            ]));
+        // `merge` keeps the fallback of its argument when both are defaults: merging the
+        // traced router *into* the plain routes keeps unmatched requests traced and counted.
+        self.routes().merge(traced)
     }
 }

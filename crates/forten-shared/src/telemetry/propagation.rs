@@ -216,6 +216,7 @@ pub(crate) fn valid_correlation_id(value: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

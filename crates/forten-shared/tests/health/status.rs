@@ -112,11 +112,11 @@ async fn failing_critical_check_is_unhealthy_unready_and_recovers() {
 async fn a_check_that_times_out_counts_as_failed() {
     let monitor = HealthMonitor::new("svc", "1.0.0");
     monitor.register(
-        HealthCheck::database("postgres", || std::future::pending::<Result<(), String>>())
+        HealthCheck::database("postgres", std::future::pending::<Result<(), String>>)
             .timeout(Duration::from_millis(20)),
     );
     monitor.register(
-        HealthCheck::new("search", || std::future::pending::<Result<(), String>>())
+        HealthCheck::new("search", std::future::pending::<Result<(), String>>)
             .timeout(Duration::from_millis(20)),
     );
     monitor.check_now().await;

@@ -3,5 +3,6 @@
 
 mod metrics;
 mod otlp;
+mod overhead;
 mod support;
 mod trace_http;

@@ -13,6 +13,7 @@ use tracing::{
 };
 use tracing_subscriber::{filter::Targets, fmt::MakeWriter, layer::Context, registry::LookupSpan};
 
+use super::propagation::ServiceTag;
 use crate::RequestContext;
 
 /// Output format of the log lines (`LOG_FORMAT`).
@@ -68,6 +69,13 @@ const SENSITIVE_FIELDS: &[&str] = &[
 fn is_sensitive(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     SENSITIVE_FIELDS.iter().any(|s| lower.contains(s))
+}
+
+#[derive(Debug, Default)]
+struct OtelIds {
+    trace_id: Option<String>,
+    span_id: Option<String>,
+    service: Option<String>,
 }
 
 /// Per-span log fields, inherited from the parent span at creation.
@@ -206,25 +214,29 @@ where
         }
     }
 
-    fn ids(&self, span: Option<&span::Id>) -> (Option<String>, Option<String>) {
+    /// Trace id, span id and service of a span, from the OpenTelemetry layer.
+    fn otel_ids(&self, span: Option<&span::Id>) -> OtelIds {
         let (Some(id), Some(dispatch)) =
             (span, self.dispatch.get().and_then(WeakDispatch::upgrade))
         else {
-            return (None, None);
+            return OtelIds::default();
         };
-        match tracing_opentelemetry::get_otel_context(id, &dispatch) {
-            Some(cx) => {
-                let sc = cx.span().span_context().clone();
-                if sc.is_valid() {
-                    (
-                        Some(sc.trace_id().to_string()),
-                        Some(sc.span_id().to_string()),
-                    )
-                } else {
-                    (None, None)
-                }
+        let Some(cx) = tracing_opentelemetry::get_otel_context(id, &dispatch) else {
+            return OtelIds::default();
+        };
+        let service = cx.get::<ServiceTag>().map(|tag| tag.0.to_string());
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            OtelIds {
+                trace_id: Some(sc.trace_id().to_string()),
+                span_id: Some(sc.span_id().to_string()),
+                service,
             }
-            None => (None, None),
+        } else {
+            OtelIds {
+                service,
+                ..OtelIds::default()
+            }
         }
     }
 
@@ -288,11 +300,19 @@ where
             .unwrap_or_default();
         let leaf_id = leaf.as_ref().map(tracing_subscriber::registry::SpanRef::id);
         drop(leaf);
-        let (trace_id, span_id) = self.ids(leaf_id.as_ref());
+        let OtelIds {
+            trace_id,
+            span_id,
+            service: traced_service,
+        } = self.otel_ids(leaf_id.as_ref());
         let correlation_id = span_fields
             .correlation_id
             .or_else(|| RequestContext::current().map(|c| c.correlation_id));
-        let service = span_fields.service.unwrap_or_else(|| self.service.clone());
+        // A `service` field on a span wins, then the service the trace is exported under.
+        let service = span_fields
+            .service
+            .or(traced_service)
+            .unwrap_or_else(|| self.service.clone());
 
         let mut visitor = EventVisitor {
             message: None,

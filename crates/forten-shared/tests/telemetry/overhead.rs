@@ -43,28 +43,30 @@ async fn throughput(client: &reqwest::Client, url: &str) -> f64 {
     (per_worker * CONCURRENCY) as f64 / start.elapsed().as_secs_f64()
 }
 
+fn server_runtime(dispatch: Option<Arc<tracing::Dispatch>>) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(1).enable_all();
+    if let Some(dispatch) = dispatch {
+        // The server's worker thread runs with the telemetry subscriber as its default.
+        builder
+            .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&dispatch)));
+    }
+    builder.build().unwrap()
+}
+
 #[test]
 #[ignore = "measurement; run in release with --ignored --nocapture"]
 fn overhead_of_the_layer_stack() {
     let (subscriber, _guard) =
         build_subscriber(&TelemetryConfig::new("bench"), std::io::sink).unwrap();
     let dispatch = Arc::new(tracing::Dispatch::new(subscriber));
-    // The servers' worker threads run with the telemetry subscriber as their default.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .on_thread_start({
-            let dispatch = dispatch.clone();
-            move || std::mem::forget(tracing::dispatcher::set_default(&dispatch))
-        })
-        .build()
-        .unwrap();
+    let traced_rt = server_runtime(Some(dispatch));
+    let plain_rt = server_runtime(None);
     let obs = Observability::new(unique("bench"), "1.0.0");
-    let (bare, stacked) = server_rt.block_on(async {
-        let bare = serve(Router::new().route("/x", get(|| async { "ok" }))).await;
-        let stacked = serve(obs.apply(Router::new().route("/x", get(|| async { "ok" })))).await;
-        (bare, stacked)
-    });
+    let handler = || Router::new().route("/x", get(|| async { "ok" }));
+    let bare = traced_rt.block_on(serve(handler()));
+    let stacked = traced_rt.block_on(serve(obs.apply(handler())));
+    let untraced = plain_rt.block_on(serve(obs.apply(handler())));
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -72,17 +74,61 @@ fn overhead_of_the_layer_stack() {
         .unwrap();
     client_rt.block_on(async {
         let client = reqwest::Client::new();
-        throughput(&client, &bare).await; // warm-up
-        throughput(&client, &stacked).await;
-        let (mut best_bare, mut best_stacked) = (0.0_f64, 0.0_f64);
-        for _ in 0..3 {
-            best_bare = best_bare.max(throughput(&client, &bare).await);
-            best_stacked = best_stacked.max(throughput(&client, &stacked).await);
+        for url in [&bare, &stacked, &untraced] {
+            throughput(&client, url).await; // warm-up
         }
+        let mut best = [0.0_f64; 3];
+        for _ in 0..3 {
+            for (i, url) in [&bare, &stacked, &untraced].into_iter().enumerate() {
+                best[i] = best[i].max(throughput(&client, url).await);
+            }
+        }
+        let [bare, stacked, untraced] = best;
         println!(
-            "bare: {best_bare:.0} req/s, telemetry stack: {best_stacked:.0} req/s, ratio {:.3} (cost {:.1} %)",
-            best_stacked / best_bare,
-            (1.0 - best_stacked / best_bare) * 100.0
+            "bare: {bare:.0} req/s; full stack: {stacked:.0} req/s (ratio {:.3}); \
+             stack without a subscriber (metrics + correlation only): {untraced:.0} req/s (ratio {:.3})",
+            stacked / bare,
+            untraced / bare,
+        );
+    });
+}
+
+/// Per-request CPU cost of the stack without sockets: `Router::call` in a loop on one thread.
+#[test]
+#[ignore = "measurement; run in release with --ignored --nocapture"]
+fn overhead_per_request_in_process() {
+    use tower::{Service as _, ServiceExt as _};
+
+    let (subscriber, _guard) =
+        build_subscriber(&TelemetryConfig::new("bench"), std::io::sink).unwrap();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let obs = Observability::new(unique("bench"), "1.0.0");
+    let handler = || Router::new().route("/x", get(|| async { "ok" }));
+    const N: u32 = 200_000;
+    rt.block_on(async {
+        let mut results = Vec::new();
+        for (name, app) in [("bare", handler()), ("stack", obs.apply(handler()))] {
+            let mut app = app.into_service::<axum::body::Body>();
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let start = tokio::time::Instant::now();
+                for _ in 0..N {
+                    let req = http::Request::get("/x").body(axum::body::Body::empty()).unwrap();
+                    let res = app.ready().await.unwrap().call(req).await.unwrap();
+                    assert!(res.status().is_success());
+                }
+                best = best.min(start.elapsed().as_secs_f64() * 1e9 / f64::from(N));
+            }
+            results.push((name, best));
+        }
+        let (bare, stack) = (results[0].1, results[1].1);
+        println!(
+            "in-process: bare {bare:.0} ns/request, stack {stack:.0} ns/request, stack adds {:.0} ns",
+            stack - bare
         );
     });
 }

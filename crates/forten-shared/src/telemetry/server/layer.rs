@@ -1,6 +1,6 @@
 use tower::Layer;
 
-use super::TelemetryService;
+use super::{RouteMetricsCache, TelemetryService};
 use crate::telemetry::{Metrics, Tracer};
 
 /// Applies [`TelemetryService`] to a service: server span, correlation id and HTTP metrics.
@@ -19,6 +19,8 @@ use crate::telemetry::{Metrics, Tracer};
 pub struct TelemetryLayer {
     tracer: Tracer,
     metrics: Metrics,
+    /// Shared by every route this layer wraps.
+    cache: RouteMetricsCache,
 }
 
 impl TelemetryLayer {
@@ -29,7 +31,11 @@ impl TelemetryLayer {
     /// let _layer = TelemetryLayer::new(Tracer::new("svc"), Metrics::new("svc"));
     /// ```
     pub fn new(tracer: Tracer, metrics: Metrics) -> Self {
-        Self { tracer, metrics }
+        Self {
+            tracer,
+            metrics,
+            cache: RouteMetricsCache::default(),
+        }
     }
 }
 
@@ -37,6 +43,11 @@ impl<S> Layer<S> for TelemetryLayer {
     type Service = TelemetryService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TelemetryService::new(inner, self.tracer.clone(), self.metrics.clone())
+        TelemetryService::with_cache(
+            inner,
+            self.tracer.clone(),
+            self.metrics.clone(),
+            self.cache.clone(),
+        )
     }
 }

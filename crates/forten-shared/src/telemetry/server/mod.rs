@@ -4,15 +4,21 @@
 mod future;
 mod layer;
 
-use std::task::{Context, Poll};
+use std::{
+    collections::HashMap,
+    sync::{Arc, PoisonError, RwLock},
+    task::{Context, Poll},
+};
 
 use axum::extract::MatchedPath;
 use http::{HeaderValue, Request, Response};
+use metrics::{Counter, Histogram};
 use opentelemetry::trace::TraceContextExt as _;
 use tower::Service;
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+pub(crate) use self::HandleCache as RouteMetricsCache;
 pub use self::{future::ResponseFuture, layer::TelemetryLayer};
 use super::{
     Metrics, Tracer,
@@ -26,6 +32,15 @@ use crate::RequestContext;
 
 /// Route label for requests that matched no route (keeps label cardinality bounded).
 const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// A random (v4) UUID from a userspace generator: `Uuid::new_v4` makes a `getrandom` system
+/// call per id, which showed up in the per-request profile. Correlation ids need uniqueness,
+/// not cryptographic strength.
+fn new_correlation_id() -> String {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string()
+}
 
 /// Middleware tracing, correlating and measuring every request.
 ///
@@ -58,6 +73,58 @@ pub struct TelemetryService<S> {
     inner: S,
     tracer: Tracer,
     metrics: Metrics,
+    cache: HandleCache,
+}
+
+/// Metric handles per (method, route template, status), so that a request costs one map
+/// lookup instead of building label sets and querying the registry twice. Bounded: routes are
+/// templates (or `unmatched`), methods and statuses are few.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HandleCache {
+    /// A `std` `RwLock`: read on every request, written once per new combination, never held
+    /// across an await.
+    map: Arc<RwLock<HashMap<(String, String, u16), (Counter, Histogram)>>>,
+}
+
+impl HandleCache {
+    fn handles(
+        &self,
+        metrics: &Metrics,
+        method: String,
+        route: String,
+        status: u16,
+    ) -> (Counter, Histogram) {
+        let key = (method, route, status);
+        if let Some(handles) = self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return handles.clone();
+        }
+        let (method, route, status) = &key;
+        let status_label = status.to_string();
+        let handles = (
+            metrics.counter(
+                metric_names::HTTP_SERVER_REQUESTS_TOTAL,
+                &[
+                    ("method", method),
+                    ("route", route),
+                    ("status", &status_label),
+                ],
+            ),
+            metrics.histogram(
+                metric_names::HTTP_SERVER_REQUEST_DURATION_SECONDS,
+                &[("method", method), ("route", route)],
+            ),
+        );
+        self.map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, handles.clone());
+        handles
+    }
 }
 
 // === impl TelemetryService ===
@@ -73,10 +140,21 @@ impl<S> TelemetryService<S> {
     /// # drop(svc);
     /// ```
     pub fn new(inner: S, tracer: Tracer, metrics: Metrics) -> Self {
+        Self::with_cache(inner, tracer, metrics, HandleCache::default())
+    }
+
+    /// Shares the layer's handle cache between all the routes it wraps.
+    pub(crate) fn with_cache(
+        inner: S,
+        tracer: Tracer,
+        metrics: Metrics,
+        cache: HandleCache,
+    ) -> Self {
         Self {
             inner,
             tracer,
             metrics,
+            cache,
         }
     }
 
@@ -141,7 +219,7 @@ where
             .get(CORRELATION_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| valid_correlation_id(v))
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+            .map_or_else(new_correlation_id, str::to_owned);
         let incoming = req
             .headers()
             .get(TRACEPARENT_HEADER)
@@ -149,18 +227,19 @@ where
             .filter(|v| parse_traceparent(v).is_some())
             .map(str::to_owned);
 
+        // `&str` values (not `%` Display ones) spare every layer a trip through `fmt`.
+        let name = format!("{method} {route}");
         let span = tracing::info_span!(
             parent: None,
             "http.server",
-            otel.name = %format_args!("{method} {route}"),
+            otel.name = name.as_str(),
             otel.kind = "server",
             otel.status_code = Empty,
-            http.request.method = %method,
-            http.route = %route,
-            url.path = %req.uri().path(),
+            http.request.method = method.as_str(),
+            http.route = route.as_str(),
+            url.path = req.uri().path(),
             http.response.status_code = Empty,
-            service = %self.tracer.service(),
-            correlation_id = %correlation_id,
+            correlation_id = correlation_id.as_str(),
         );
         let _ = span.set_parent(remote_context(incoming.as_deref()).with_value(self.tracer.tag()));
         // The span's own traceparent when tracing is on; else pass the incoming one through.
@@ -173,8 +252,10 @@ where
             .insert(crate::telemetry::Span::from_tracing(span.clone()));
         req.extensions_mut().insert(ctx.clone());
 
-        let fut = span.in_scope(|| self.inner.call(req));
+        // Creating the inner future does no work worth a span enter/exit; polling it does.
+        let fut = self.inner.call(req);
         let metrics = self.metrics.clone();
+        let cache = self.cache.clone();
         let record_span = span.clone();
         let fut = async move {
             let result = fut.await;
@@ -186,23 +267,9 @@ where
             if status >= 500 {
                 record_span.record("otel.status_code", "ERROR");
             }
-            let status_label = status.to_string();
-            metrics
-                .counter(
-                    metric_names::HTTP_SERVER_REQUESTS_TOTAL,
-                    &[
-                        ("method", &method),
-                        ("route", &route),
-                        ("status", &status_label),
-                    ],
-                )
-                .increment(1);
-            metrics
-                .histogram(
-                    metric_names::HTTP_SERVER_REQUEST_DURATION_SECONDS,
-                    &[("method", &method), ("route", &route)],
-                )
-                .record(start.elapsed().as_secs_f64());
+            let (requests, duration) = cache.handles(&metrics, method, route, status);
+            requests.increment(1);
+            duration.record(start.elapsed().as_secs_f64());
             match result {
                 Ok(mut res) => {
                     if let Ok(value) = HeaderValue::from_str(&correlation_id) {

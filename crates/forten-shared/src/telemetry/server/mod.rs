@@ -253,7 +253,8 @@ where
         req.extensions_mut().insert(ctx.clone());
 
         // Creating the inner future does no work worth a span enter/exit; polling it does.
-        let fut = self.inner.call(req);
+        // Boxed now so the wrappers below move a pointer, not the whole inner state.
+        let fut = Box::pin(self.inner.call(req));
         let metrics = self.metrics.clone();
         let cache = self.cache.clone();
         let record_span = span.clone();

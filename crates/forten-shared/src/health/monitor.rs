@@ -3,7 +3,7 @@
 use std::{
     future::Future,
     sync::{
-        Arc, PoisonError, RwLock,
+        Arc, OnceLock, PoisonError, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{CheckReport, CheckStatus, HealthCheck, HealthReport, HealthStatus};
+use crate::telemetry::{Metrics, metric_names};
 
 /// Latest result of one check.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ struct Shared {
     critical_tx: watch::Sender<bool>,
     /// Bumped after every check run, so waiters can re-evaluate.
     generation: watch::Sender<u64>,
+    /// Where `health_check_status{service,check}` goes, once set.
+    metrics: OnceLock<Metrics>,
 }
 
 /// Owns the background tasks: they stop when the last [`HealthMonitor`] clone is dropped.
@@ -115,6 +118,7 @@ impl HealthMonitor {
             slots: RwLock::new(Vec::new()),
             critical_tx: watch::channel(true).0,
             generation: watch::channel(0).0,
+            metrics: OnceLock::new(),
         });
         Self {
             inner: Arc::new(Inner {
@@ -132,6 +136,23 @@ impl HealthMonitor {
     /// ```
     pub fn service(&self) -> &str {
         &self.inner.shared.service
+    }
+
+    /// Publishes every check result as the gauge `health_check_status{service,check}` (1 passing,
+    /// 0 failing) through `metrics` (set once; later calls are ignored).
+    ///
+    /// ```
+    /// # tokio_test::block_on(async {
+    /// let m = forten_shared::HealthMonitor::new("svc", "1");
+    /// let metrics = forten_shared::Metrics::new("health-doc-svc");
+    /// m.export_metrics(metrics.clone());
+    /// m.register(forten_shared::HealthCheck::new("db", || async { Ok::<_, String>(()) }));
+    /// m.check_now().await;
+    /// assert!(metrics.render().contains("health_check_status{service=\"health-doc-svc\",check=\"db\"} 1"));
+    /// # });
+    /// ```
+    pub fn export_metrics(&self, metrics: Metrics) {
+        let _ = self.inner.shared.metrics.set(metrics);
     }
 
     /// Adds a check. If the monitor is already running, the check starts right away.
@@ -419,6 +440,14 @@ async fn run_slot(shared: &Shared, slot: &Slot) {
     let latency = start.elapsed();
     if let Err(message) = &result {
         tracing::warn!(check = %slot.check.name(), critical = slot.check.is_critical(), %message, "health check failed");
+    }
+    if let Some(metrics) = shared.metrics.get() {
+        metrics
+            .gauge(
+                metric_names::HEALTH_CHECK_STATUS,
+                &[("check", slot.check.name())],
+            )
+            .set(if result.is_ok() { 1.0 } else { 0.0 });
     }
     let outcome = Outcome {
         ok: result.is_ok(),

@@ -427,4 +427,33 @@ mod tests {
         assert_eq!(line["level"], "INFO");
         assert!(line["timestamp"].is_string());
     }
+
+    #[test]
+    fn pretty_lines_carry_ids_and_request_context_correlation() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let layer = LogLayer::new(
+            "svc",
+            LogFormat::Pretty,
+            "warn".parse().unwrap(),
+            move || writer.clone(),
+        );
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(RequestContext::new("corr-7").scope(async {
+                tracing::warn!(token = "s3cret", "careful");
+                tracing::info!("below the filter");
+            }));
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains(" WARN svc "), "{out}");
+        assert!(out.contains("careful"), "{out}");
+        assert!(out.contains("correlation_id=corr-7"), "{out}");
+        assert!(out.contains("token=\"[redacted]\""), "{out}");
+        assert!(!out.contains("s3cret"), "{out}");
+    }
 }

@@ -42,10 +42,13 @@ impl Observability {
     /// ```
     pub fn new(service: impl Into<String>, version: impl Into<String>) -> Self {
         let service = service.into();
+        let metrics = Metrics::new(service.clone());
+        let health = HealthMonitor::new(service.clone(), version);
+        health.export_metrics(metrics.clone());
         Self {
-            tracer: Tracer::new(service.clone()),
-            metrics: Metrics::new(service.clone()),
-            health: HealthMonitor::new(service, version),
+            tracer: Tracer::new(service),
+            metrics,
+            health,
         }
     }
 

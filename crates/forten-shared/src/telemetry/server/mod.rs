@@ -76,6 +76,9 @@ pub struct TelemetryService<S> {
     cache: HandleCache,
 }
 
+/// (method, route template, status).
+type RouteKey = (String, String, u16);
+
 /// Metric handles per (method, route template, status), so that a request costs one map
 /// lookup instead of building label sets and querying the registry twice. Bounded: routes are
 /// templates (or `unmatched`), methods and statuses are few.
@@ -83,7 +86,7 @@ pub struct TelemetryService<S> {
 pub(crate) struct HandleCache {
     /// A `std` `RwLock`: read on every request, written once per new combination, never held
     /// across an await.
-    map: Arc<RwLock<HashMap<(String, String, u16), (Counter, Histogram)>>>,
+    map: Arc<RwLock<HashMap<RouteKey, (Counter, Histogram)>>>,
 }
 
 impl HandleCache {

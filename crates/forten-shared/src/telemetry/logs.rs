@@ -78,11 +78,17 @@ struct OtelIds {
     service: Option<String>,
 }
 
-/// Per-span log fields, inherited from the parent span at creation.
+/// Log fields named by a span (`service`, `correlation_id`); events use the nearest ones.
 #[derive(Debug, Clone, Default)]
 struct SpanLogFields {
     service: Option<String>,
     correlation_id: Option<String>,
+}
+
+impl SpanLogFields {
+    fn is_empty(&self) -> bool {
+        self.service.is_none() && self.correlation_id.is_none()
+    }
 }
 
 struct SpanFieldVisitor<'a>(&'a mut SpanLogFields);
@@ -271,20 +277,32 @@ where
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut fields = span
-            .parent()
-            .and_then(|p| p.extensions().get::<SpanLogFields>().cloned())
-            .unwrap_or_default();
+        // Only spans naming a service or a correlation id keep anything: events look up the
+        // nearest such ancestor, so ordinary spans cost no allocation here.
+        let mut fields = SpanLogFields::default();
         attrs.record(&mut SpanFieldVisitor(&mut fields));
-        span.extensions_mut().insert(fields);
+        if fields.is_empty() {
+            return;
+        }
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        let mut recorded = SpanLogFields::default();
+        values.record(&mut SpanFieldVisitor(&mut recorded));
+        if recorded.is_empty() {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(fields) = ext.get_mut::<SpanLogFields>() {
-            values.record(&mut SpanFieldVisitor(fields));
+        match ext.get_mut::<SpanLogFields>() {
+            Some(fields) => {
+                fields.service = recorded.service.or(fields.service.take());
+                fields.correlation_id = recorded.correlation_id.or(fields.correlation_id.take());
+            }
+            None => ext.insert(recorded),
         }
     }
 
@@ -294,10 +312,24 @@ where
             return;
         }
         let leaf = ctx.event_span(event);
-        let span_fields = leaf
-            .as_ref()
-            .and_then(|s| s.extensions().get::<SpanLogFields>().cloned())
-            .unwrap_or_default();
+        let mut span_fields = SpanLogFields::default();
+        if let Some(leaf) = &leaf {
+            for span in leaf.scope() {
+                if let Some(fields) = span.extensions().get::<SpanLogFields>() {
+                    if span_fields.service.is_none() {
+                        span_fields.service.clone_from(&fields.service);
+                    }
+                    if span_fields.correlation_id.is_none() {
+                        span_fields
+                            .correlation_id
+                            .clone_from(&fields.correlation_id);
+                    }
+                }
+                if !span_fields.service.is_none() && !span_fields.correlation_id.is_none() {
+                    break;
+                }
+            }
+        }
         let leaf_id = leaf.as_ref().map(tracing_subscriber::registry::SpanRef::id);
         drop(leaf);
         let OtelIds {

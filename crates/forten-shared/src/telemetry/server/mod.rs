@@ -77,7 +77,7 @@ pub struct TelemetryService<S> {
 }
 
 /// (method, route template, status).
-type RouteKey = (String, String, u16);
+type RouteKey = (http::Method, String, u16);
 
 /// Metric handles per (method, route template, status), so that a request costs one map
 /// lookup instead of building label sets and querying the registry twice. Bounded: routes are
@@ -93,7 +93,7 @@ impl HandleCache {
     fn handles(
         &self,
         metrics: &Metrics,
-        method: String,
+        method: http::Method,
         route: String,
         status: u16,
     ) -> (Counter, Histogram) {
@@ -112,14 +112,14 @@ impl HandleCache {
             metrics.counter(
                 metric_names::HTTP_SERVER_REQUESTS_TOTAL,
                 &[
-                    ("method", method),
+                    ("method", method.as_str()),
                     ("route", route),
                     ("status", &status_label),
                 ],
             ),
             metrics.histogram(
                 metric_names::HTTP_SERVER_REQUEST_DURATION_SECONDS,
-                &[("method", method), ("route", route)],
+                &[("method", method.as_str()), ("route", route)],
             ),
         );
         self.map
@@ -212,7 +212,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let start = tokio::time::Instant::now();
-        let method = req.method().as_str().to_owned();
+        let method = req.method().clone();
         let route = req
             .extensions()
             .get::<MatchedPath>()

@@ -325,7 +325,7 @@ where
                             .clone_from(&fields.correlation_id);
                     }
                 }
-                if !span_fields.service.is_none() && !span_fields.correlation_id.is_none() {
+                if span_fields.service.is_some() && span_fields.correlation_id.is_some() {
                     break;
                 }
             }

@@ -45,3 +45,26 @@ async fn a_thousand_concurrent_probes_run_the_db_check_once() {
     assert_eq!(monitor.runs("postgres"), Some(1));
     monitor.stop();
 }
+
+#[tokio::test(start_paused = true)]
+async fn checks_rerun_on_their_interval_only() {
+    let monitor = HealthMonitor::new("svc", "1.0.0");
+    monitor.register(
+        HealthCheck::database("postgres", || async { Ok::<_, String>(()) })
+            .interval(Duration::from_secs(10)),
+    );
+    monitor.start();
+    monitor.wait_until_checked().await;
+    assert_eq!(monitor.runs("postgres"), Some(1));
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(monitor.runs("postgres"), Some(1), "not before the interval");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        monitor.runs("postgres"),
+        Some(2),
+        "once the interval has passed"
+    );
+    monitor.stop();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(monitor.runs("postgres"), Some(2), "stopped");
+}

@@ -10,12 +10,18 @@
 //! | --- | --- |
 //! | [`events`] | CloudEvents envelope, catalogue, the [`EventBus`] over RabbitMQ or in-process, DLQ, dedup |
 //! | `context` | [`RequestContext`]: correlation id and `traceparent` of the work in progress |
+//! | [`telemetry`] | tracing (OpenTelemetry), correlation ids, structured logs, Prometheus metrics |
+//! | [`health`] | [`HealthMonitor`]: background health checks, `/health`, `/health/live`, `/health/ready` |
 
 mod context;
 pub mod events;
+pub mod health;
+pub mod telemetry;
 
 pub use self::context::RequestContext;
 pub use self::events::{Event, EventBuilder, EventBus, EventPublisher, EventType};
+pub use self::health::{HealthCheck, HealthMonitor};
+pub use self::telemetry::{Metrics, Observability, Tracer};
 
 /// The README's examples, compiled as doc tests so that it stays true.
 #[cfg(doctest)]

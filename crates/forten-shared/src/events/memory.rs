@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::TopicPattern;
-use super::bus::{BusError, ConnectionEvent, DeadLetter, SubscriptionHandle};
+use super::bus::{BusError, ConnectionEvent, DeadLetter, PauseSwitch, SubscriptionHandle};
 use super::pipeline::{Decision, DeliveryMeta, Failure, Processor};
 
 #[derive(Debug, Clone)]
@@ -128,6 +128,7 @@ impl MemoryBus {
     pub(crate) fn subscribe(
         &self,
         processor: Arc<Processor>,
+        handle: SubscriptionHandle,
     ) -> Result<SubscriptionHandle, BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
@@ -141,12 +142,11 @@ impl MemoryBus {
                 }
             }
         }
-        let handle = SubscriptionHandle::new(processor.sub.queue.clone());
         let consumer = Consumer {
             queue,
             processor,
             _pause_switch: handle.paused.clone(),
-            paused: handle.paused.subscribe(),
+            paused: handle.paused.tx.subscribe(),
             stop: self.stop.clone(),
             abort: self.abort.clone(),
             tracker: self.tracker.clone(),
@@ -240,7 +240,7 @@ struct Consumer {
     queue: Arc<Queue>,
     processor: Arc<Processor>,
     /// Keeps the pause switch alive as long as the consumer, whatever becomes of the handle.
-    _pause_switch: Arc<tokio::sync::watch::Sender<bool>>,
+    _pause_switch: Arc<PauseSwitch>,
     paused: tokio::sync::watch::Receiver<bool>,
     stop: CancellationToken,
     abort: CancellationToken,

@@ -9,6 +9,7 @@
 //! (127.0.0.1:6379) of this machine, and of the in-process transport.
 
 mod dedup;
+mod health_pause;
 mod rabbitmq;
 mod suite;
 mod support;

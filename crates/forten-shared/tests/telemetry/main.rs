@@ -5,4 +5,5 @@ mod metrics;
 mod otlp;
 mod overhead;
 mod support;
+mod trace_events;
 mod trace_http;

@@ -215,7 +215,7 @@ pub(crate) struct ConsumerTask {
     pub(crate) shared: Arc<Shared>,
     pub(crate) processor: Arc<Processor>,
     /// Keeps the pause switch alive as long as the consumer, whatever becomes of the handle.
-    pub(crate) _pause_switch: Arc<watch::Sender<bool>>,
+    pub(crate) _pause_switch: Arc<crate::events::bus::PauseSwitch>,
     pub(crate) paused: watch::Receiver<bool>,
 }
 

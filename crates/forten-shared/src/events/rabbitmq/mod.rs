@@ -29,9 +29,9 @@ use tokio::sync::broadcast;
 pub use self::config::RabbitConfig;
 use self::connection::Shared;
 use self::consumer::{ConsumerTask, RETRY_QUEUES, declare_topology, failure_of};
-use super::CONTENT_TYPE;
 use super::bus::{BusError, ConnectionEvent, DeadLetter, SubscriptionHandle};
 use super::pipeline::{H_ATTEMPTS, H_ERROR, H_FIRST_FAILURE, H_LAST_FAILURE, H_QUEUE, Processor};
+use super::{CONTENT_TYPE, Event};
 
 #[derive(Debug)]
 pub(crate) struct RabbitBus {
@@ -55,21 +55,35 @@ impl RabbitBus {
         Ok(Self { shared, props })
     }
 
-    pub(crate) async fn publish(
-        &self,
-        routing_key: &str,
-        body: Bytes,
-        message_id: &str,
-    ) -> Result<(), BusError> {
-        let props = self.props.clone().with_message_id(message_id.into());
+    pub(crate) async fn publish(&self, event: &Event, body: &[u8]) -> Result<(), BusError> {
+        let mut props = self.props.clone().with_message_id(event.id.as_str().into());
+        // trace context also as AMQP headers, for tools that read only those
+        if event.traceparent.is_some() || event.correlation_id.is_some() {
+            let mut headers = FieldTable::default();
+            if let Some(tp) = &event.traceparent {
+                headers.insert(
+                    "traceparent".into(),
+                    lapin::types::AMQPValue::LongString(tp.as_str().into()),
+                );
+            }
+            if let Some(c) = &event.correlation_id {
+                headers.insert(
+                    "x-correlation-id".into(),
+                    lapin::types::AMQPValue::LongString(c.as_str().into()),
+                );
+            }
+            props = props.with_headers(headers);
+        }
+        let routing_key = event.event_type().as_str();
         self.shared
-            .publish(&self.shared.config.exchange, routing_key, &body, &props)
+            .publish(&self.shared.config.exchange, routing_key, body, &props)
             .await
     }
 
     pub(crate) async fn subscribe(
         &self,
         processor: Arc<Processor>,
+        handle: SubscriptionHandle,
     ) -> Result<SubscriptionHandle, BusError> {
         if self.shared.stop.is_cancelled() {
             return Err(BusError::Closed);
@@ -82,12 +96,11 @@ impl RabbitBus {
             async move { declare_topology(&ch, &exchange, &sub).await.map_err(broker) }
         })
         .await?;
-        let handle = SubscriptionHandle::new(processor.sub.queue.clone());
         let task = ConsumerTask {
             shared: self.shared.clone(),
             processor,
             _pause_switch: handle.paused.clone(),
-            paused: handle.paused.subscribe(),
+            paused: handle.paused.tx.subscribe(),
         };
         self.shared.tracker.spawn(task.run());
         Ok(handle)

@@ -120,6 +120,12 @@ pub(crate) struct BenchEventsArgs {
     /// Repetitions of each side (alternating); medians are reported.
     #[arg(long, default_value_t = 3)]
     pub(crate) repeat: usize,
+    /// End-to-end latency: messages per second, publisher and consumer on separate connections.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) rate: u32,
+    /// End-to-end latency: how long to publish at `--rate` (e.g. `10s`).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
     /// One JSON object per figure instead of a table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -259,7 +259,17 @@ async fn dlq_list_show_replay_and_purge() {
 #[test]
 fn bench_events_smoke() {
     let o = forten(&[
-        "bench", "events", "--count", "200", "--repeat", "1", "--json",
+        "bench",
+        "events",
+        "--count",
+        "200",
+        "--repeat",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "500ms",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let names: Vec<String> = stdout(&o)
@@ -277,7 +287,10 @@ fn bench_events_smoke() {
             "events.publish_confirmed",
             "events.consume_ack",
             "events.publish_cpu_per_msg",
-            "events.consume_cpu_per_msg"
+            "events.consume_cpu_per_msg",
+            "events.e2e_p50_ms",
+            "events.e2e_p99_ms",
+            "events.e2e_p999_ms"
         ]
     );
 }

@@ -272,11 +272,7 @@ async fn every_catalogue_type_round_trips_as_a_valid_cloudevent() {
     ch.queue_delete(raw_queue.as_str().into(), QueueDeleteOptions::default())
         .await
         .unwrap();
-    bus.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&bus], &[&queue]).await;
 }
 
 #[tokio::test]
@@ -367,11 +363,7 @@ async fn invalid_messages_go_to_the_dlq_with_the_reason() {
         assert_eq!(d.routing_key, "user.deleted");
     }
     let _ = conn.close(200, "bye".into()).await;
-    bus.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&bus], &[&queue]).await;
 }
 
 /// Connections are cut three times while 10,000 events are published: every accepted event
@@ -500,13 +492,9 @@ async fn connection_cuts_lose_nothing_that_publish_accepted() {
     assert!(saw_reconnect, "a Reconnected event was emitted");
     assert!(consumer.is_connected());
 
-    publisher.shutdown(Duration::from_secs(5)).await;
-    consumer.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&q_plain).await.unwrap();
-    admin.delete_queues(&q_dedup).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker
+        .finish(&[&publisher, &consumer], &[&q_plain, &q_dedup])
+        .await;
 }
 
 /// Shutdown with handlers in flight: finished work is acknowledged, unfinished work is
@@ -610,11 +598,7 @@ async fn shutdown_finishes_in_flight_work_and_loses_nothing() {
         second.dead_letters(&queue, 10).await.unwrap().is_empty(),
         "nothing dead-lettered on shutdown"
     );
-    second.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&second], &[&queue]).await;
 }
 
 #[tokio::test]
@@ -667,11 +651,7 @@ async fn quorum_queues_work_end_to_end() {
         .await
         .unwrap_err();
     assert!(matches!(err, BusError::Broker(_)), "{err}");
-    bus.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&bus], &[&queue]).await;
 }
 
 #[tokio::test]

@@ -87,12 +87,13 @@ fn unique(side: &str) -> String {
     format!("bench.{side}.{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
-    let n = bodies.len();
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(failed)?;
-    let (exchange, queue) = (unique("raw.x"), unique("raw.q"));
+/// The raw side's topology: a durable topic exchange and a durable queue bound to `#`, and a
+/// confirm-mode channel to publish on.
+async fn raw_topology(
+    conn: &Connection,
+    exchange: &str,
+    queue: &str,
+) -> Result<lapin::Channel, CliError> {
     let ch = conn.create_channel().await.map_err(failed)?;
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
@@ -102,7 +103,7 @@ async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
         ..Default::default()
     };
     ch.exchange_declare(
-        exchange.as_str().into(),
+        exchange.into(),
         ExchangeKind::Topic,
         durable,
         FieldTable::default(),
@@ -113,18 +114,28 @@ async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
         durable: true,
         ..Default::default()
     };
-    ch.queue_declare(queue.as_str().into(), qd, FieldTable::default())
+    ch.queue_declare(queue.into(), qd, FieldTable::default())
         .await
         .map_err(failed)?;
     ch.queue_bind(
-        queue.as_str().into(),
-        exchange.as_str().into(),
+        queue.into(),
+        exchange.into(),
         "#".into(),
         QueueBindOptions::default(),
         FieldTable::default(),
     )
     .await
     .map_err(failed)?;
+    Ok(ch)
+}
+
+async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
+    let n = bodies.len();
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(failed)?;
+    let (exchange, queue) = (unique("raw.x"), unique("raw.q"));
+    let ch = raw_topology(&conn, &exchange, &queue).await?;
     let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/cloudevents+json".into());
@@ -365,38 +376,7 @@ async fn raw_e2e(
         .await
         .map_err(failed)?;
     let (exchange, queue) = (unique("raw.e2e.x"), unique("raw.e2e.q"));
-    let ch = publisher.create_channel().await.map_err(failed)?;
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(failed)?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.exchange_declare(
-        exchange.as_str().into(),
-        ExchangeKind::Topic,
-        durable,
-        FieldTable::default(),
-    )
-    .await
-    .map_err(failed)?;
-    let qd = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.queue_declare(queue.as_str().into(), qd, FieldTable::default())
-        .await
-        .map_err(failed)?;
-    ch.queue_bind(
-        queue.as_str().into(),
-        exchange.as_str().into(),
-        "#".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .map_err(failed)?;
+    let ch = raw_topology(&publisher, &exchange, &queue).await?;
     let clock = Clock::new(n);
     let cch = consumer_conn.create_channel().await.map_err(failed)?;
     cch.basic_qos(PREFETCH, BasicQosOptions::default())

@@ -463,18 +463,49 @@ async fn connection_cuts_lose_nothing_that_publish_accepted() {
         10_000,
         "publish retried until confirmed: every publish accepted"
     );
-    eventually(
-        Duration::from_secs(120),
-        "every accepted event handled",
-        || {
-            let plain = plain.lock().unwrap();
-            let exact = exact.lock().unwrap().clone();
-            accepted
-                .iter()
-                .all(|id| plain.contains_key(id) && exact.contains_key(id))
-        },
-    )
-    .await;
+    let missing = || {
+        let plain = plain.lock().unwrap();
+        let exact = exact.lock().unwrap();
+        let p = accepted
+            .iter()
+            .filter(|id| !plain.contains_key(*id))
+            .count();
+        let x = accepted
+            .iter()
+            .filter(|id| !exact.contains_key(*id))
+            .count();
+        (p, x)
+    };
+    for _ in 0..6000 {
+        if missing() == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if missing() != (0, 0) {
+        // say where the missing events are: still queued (a consumer stalled) or gone
+        let conn = broker.raw().await;
+        let ch = conn.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let depth = |q: &str| {
+            let (ch, q) = (ch.clone(), q.to_owned());
+            async move {
+                ch.queue_declare(q.as_str().into(), passive, FieldTable::default())
+                    .await
+                    .map(|q| (q.message_count(), q.consumer_count()))
+            }
+        };
+        panic!(
+            "accepted events never handled (without dedup, with dedup): {:?}; queues (ready, consumers): {:?} {:?}; connected: {}",
+            missing(),
+            depth(&q_plain).await,
+            depth(&q_dedup).await,
+            consumer.is_connected()
+        );
+    }
     // let any late redeliveries arrive
     tokio::time::sleep(Duration::from_secs(1)).await;
     let exact = exact.lock().unwrap().clone();

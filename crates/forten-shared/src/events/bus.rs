@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use super::memory::MemoryBus;
+use super::metrics::PublishMetrics;
 #[cfg(feature = "rabbitmq")]
 use super::rabbitmq::{RabbitBus, RabbitConfig};
 use super::{Event, EventError, Handler, Subscribe, pipeline::Processor};
@@ -258,14 +259,16 @@ pub struct EventBus {
     service: Arc<str>,
     transport: Arc<Transport>,
     pauses: Arc<Pauses>,
-    metrics: Metrics,
+    metrics: Arc<PublishMetrics>,
 }
 
 impl EventBus {
     /// An in-process bus (no broker): for `forten up` without `RABBITMQ_URL`, and for tests.
     pub fn in_process(service: impl Into<String>) -> Self {
         let service: Arc<str> = service.into().into();
-        Self::new(service.clone(), Transport::Memory(MemoryBus::new(service)))
+        let bus = Self::new(service.clone(), Transport::Memory(MemoryBus::new(service)));
+        bus.metrics.bus_connected(true); // always, in-process
+        bus
     }
 
     /// Connects to RabbitMQ, declares the `forten.events` exchange and starts the connection
@@ -289,7 +292,7 @@ impl EventBus {
     }
 
     fn new(service: Arc<str>, transport: Transport) -> Self {
-        let metrics = Metrics::new(service.as_ref());
+        let metrics = Arc::new(PublishMetrics::new(Metrics::new(service.as_ref())));
         Self {
             service,
             transport: Arc::new(transport),
@@ -343,7 +346,7 @@ impl EventBus {
             #[cfg(feature = "rabbitmq")]
             Transport::Rabbit(r) => r.publish(event, &body).await?,
         }
-        self.metrics.event_published(ty);
+        self.metrics.published(event.event_type());
         Ok(())
     }
 

@@ -1,0 +1,1 @@
+//! monitoring-service (SPEC §8).

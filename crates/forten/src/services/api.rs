@@ -66,6 +66,9 @@ pub(crate) enum AppError {
     /// 413: the body is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 405: the route exists, not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -102,6 +105,7 @@ impl AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,6 +120,7 @@ impl AppError {
             Self::BadRequest(_) => "bad_request",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::Storage(_) => "internal",
@@ -228,6 +233,32 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
         value.validate()?;
+        Ok(Self(value))
+    }
+}
+
+/// Like [`ApiJson`], but an empty body reads as `T::default()` (optional bodies).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ApiJsonOrEmpty<T>(pub(crate) T);
+
+impl<S, T> FromRequest<S> for ApiJsonOrEmpty<T>
+where
+    T: DeserializeOwned + Validate + Default,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (req.headers().get(header::CONTENT_LENGTH).is_none()
+                && req.headers().get(header::TRANSFER_ENCODING).is_none());
+        if empty {
+            return Ok(Self(T::default()));
+        }
+        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
         Ok(Self(value))
     }
 }
@@ -356,6 +387,11 @@ where
             async move { axum::Json(api.as_ref().clone()) }
         }),
     )
+}
+
+/// Answers problem+json 405 for a known route with a wrong method.
+pub(crate) async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
 }
 
 /// Answers problem+json 404 for unknown routes and 405 for known routes with a wrong method,

@@ -17,7 +17,8 @@ use super::model::{
 use super::store::{self, ProfileFields, Table};
 use super::{AccessState, decide};
 use crate::services::api::{
-    ApiJson, ApiPath, ApiQuery, AppError, Page, Problem, fallback, json, openapi_route,
+    ApiJson, ApiPath, ApiQuery, AppError, Page, Problem, fallback, json, method_not_allowed,
+    openapi_route,
 };
 
 #[derive(OpenApi)]
@@ -63,14 +64,6 @@ pub(super) fn internal(state: AccessState) -> Router {
     router
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-}
-
-async fn method_not_allowed() -> Response {
-    let mut response = axum::response::IntoResponse::into_response(AppError::BadRequest(
-        "method not allowed on this route".to_owned(),
-    ));
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
 }
 
 async fn require_building(state: &AccessState, id: &str) -> Result<Building, AppError> {

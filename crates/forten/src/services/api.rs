@@ -161,12 +161,7 @@ impl IntoResponse for AppError {
         }
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (
-            self.status(),
-            [(header::CONTENT_TYPE, PROBLEM_JSON)],
-            body,
-        )
-            .into_response()
+        (self.status(), [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
     }
 }
 
@@ -237,6 +232,9 @@ where
     }
 }
 
+/// Largest optional body read by [`ApiJsonOrEmpty`] (axum's default limit for `Json`).
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// Like [`ApiJson`], but an empty body reads as `T::default()` (optional bodies).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ApiJsonOrEmpty<T>(pub(crate) T);
@@ -249,15 +247,14 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let empty = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0")
-            || (req.headers().get(header::CONTENT_LENGTH).is_none()
-                && req.headers().get(header::TRANSFER_ENCODING).is_none());
-        if empty {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .map_err(|e| AppError::PayloadTooLarge(e.to_string()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
         Ok(Self(value))
     }
@@ -319,7 +316,10 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), App
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(AppError::invalid(field, "must not contain control characters"));
+        return Err(AppError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

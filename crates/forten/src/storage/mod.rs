@@ -253,10 +253,12 @@ impl Database {
         if self.backend == Backend::Postgres {
             // Several instances may start at once: one applies, the others wait and find the
             // work done. The lock is per schema and released at the end (or on disconnect).
-            sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-                .execute(&mut *conn)
-                .await
-                .or_else(ignore_duplicate)?;
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}"
+            )))
+            .execute(&mut *conn)
+            .await
+            .or_else(ignore_duplicate)?;
             sqlx::query("SELECT pg_advisory_lock(hashtext($1)::bigint)")
                 .bind(format!("forten.migrate.{schema}"))
                 .execute(&mut *conn)
@@ -284,9 +286,10 @@ impl Database {
         )))
         .execute(&mut *conn)
         .await?;
-        let applied: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT version FROM {table}")))
-            .fetch_all(&mut *conn)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT version FROM {table}")))
+                .fetch_all(&mut *conn)
+                .await?;
         let mut pending: Vec<&Migration> = migrations
             .iter()
             .filter(|m| !applied.contains(&m.version))

@@ -21,7 +21,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::Router;
-use forten_shared::events::{BusError, HandlerError, Outcome, Subscribe, SubscriptionHandle, UserCreated, UserDeleted};
+use forten_shared::events::{
+    BusError, HandlerError, Outcome, Subscribe, SubscriptionHandle, UserCreated, UserDeleted,
+};
 use forten_shared::{Event, EventBus, EventPublisher, EventType};
 
 pub(crate) use self::model::{AccessProfile, Decision, Door};
@@ -67,10 +69,25 @@ impl FromStr for DefaultPolicy {
 }
 
 /// The access-service's settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct AccessConfig {
     /// The profile a new user gets.
     pub(crate) default_policy: DefaultPolicy,
+    /// The `user.created` subscription's queue (several instances share it).
+    pub(crate) user_created_queue: String,
+    /// The `user.deleted` subscription's queue.
+    pub(crate) user_deleted_queue: String,
+}
+
+impl Default for AccessConfig {
+    /// Policy `all`, the SPEC's queue names.
+    fn default() -> Self {
+        Self {
+            default_policy: DefaultPolicy::All,
+            user_created_queue: USER_CREATED_QUEUE.to_owned(),
+            user_deleted_queue: USER_DELETED_QUEUE.to_owned(),
+        }
+    }
 }
 
 /// What the handlers share: the database and the event publisher. Cheap to clone.
@@ -130,7 +147,7 @@ pub(crate) async fn subscribe(
     let created = {
         let state = state.clone();
         bus.subscribe(
-            Subscribe::new(USER_CREATED_QUEUE).pattern(EventType::UserCreated),
+            Subscribe::new(state.config.user_created_queue.clone()).pattern(EventType::UserCreated),
             move |event: Event| {
                 let state = state.clone();
                 async move { on_user_created(&state, &event).await }
@@ -141,7 +158,7 @@ pub(crate) async fn subscribe(
     let deleted = {
         let state = state.clone();
         bus.subscribe(
-            Subscribe::new(USER_DELETED_QUEUE).pattern(EventType::UserDeleted),
+            Subscribe::new(state.config.user_deleted_queue.clone()).pattern(EventType::UserDeleted),
             move |event: Event| {
                 let state = state.clone();
                 async move { on_user_deleted(&state, &event).await }

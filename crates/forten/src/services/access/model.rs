@@ -181,10 +181,7 @@ impl ScheduleWindow {
             ));
         }
         if self.days.len() > 7 {
-            return Err(AppError::invalid(
-                format!("{field}.days"),
-                "at most 7 days",
-            ));
+            return Err(AppError::invalid(format!("{field}.days"), "at most 7 days"));
         }
         Ok(())
     }
@@ -238,7 +235,10 @@ pub(crate) struct ProfileInput {
 
 impl Validate for ProfileInput {
     fn validate(&self) -> Result<(), AppError> {
-        for (field, ids) in [("buildingIds", &self.building_ids), ("doorIds", &self.door_ids)] {
+        for (field, ids) in [
+            ("buildingIds", &self.building_ids),
+            ("doorIds", &self.door_ids),
+        ] {
             if ids.len() > 1000 {
                 return Err(AppError::invalid(field, "at most 1000 ids"));
             }

@@ -23,7 +23,10 @@ use crate::services::api::{
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "access-service", description = "Buildings, doors, access profiles and access attempts"),
+    info(
+        title = "access-service",
+        description = "Buildings, doors, access profiles and access attempts"
+    ),
     components(schemas(Problem))
 )]
 struct ApiDoc;
@@ -107,7 +110,8 @@ async fn create_building(
     State(state): State<AccessState>,
     ApiJson(input): ApiJson<BuildingInput>,
 ) -> Result<Response, AppError> {
-    let b = store::create_building(state.db.pool(), input.name.trim(), input.address.trim()).await?;
+    let b =
+        store::create_building(state.db.pool(), input.name.trim(), input.address.trim()).await?;
     Ok(json(StatusCode::CREATED, &b))
 }
 
@@ -157,9 +161,9 @@ async fn delete_building(
     match store::delete_building(state.db.pool(), &id).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(AppError::not_found("building", &id)),
-        Err(e) if crate::storage::is_constraint_violation(&e) => Err(AppError::Conflict(
-            format!("building {id} still has doors; delete them first"),
-        )),
+        Err(e) if crate::storage::is_constraint_violation(&e) => Err(AppError::Conflict(format!(
+            "building {id} still has doors; delete them first"
+        ))),
         Err(e) => Err(e.into()),
     }
 }

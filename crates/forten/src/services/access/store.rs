@@ -124,7 +124,10 @@ pub(crate) async fn list_buildings(
 }
 
 /// One building.
-pub(crate) async fn get_building(pool: &AnyPool, id: &str) -> Result<Option<Building>, sqlx::Error> {
+pub(crate) async fn get_building(
+    pool: &AnyPool,
+    id: &str,
+) -> Result<Option<Building>, sqlx::Error> {
     sqlx::query("SELECT * FROM access_buildings WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)

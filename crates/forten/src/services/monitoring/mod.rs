@@ -59,16 +59,23 @@ pub(crate) struct MonitoringConfig {
     pub(crate) denied_burst_threshold: u32,
     /// The window of the burst rule.
     pub(crate) denied_burst_window: Duration,
+    /// The `door.forced` subscription's queue (several instances share it).
+    pub(crate) door_forced_queue: String,
+    /// The `access.denied` subscription's queue.
+    pub(crate) access_denied_queue: String,
 }
 
 impl Default for MonitoringConfig {
-    /// Watchdog every second, 60 s heartbeat timeout, 5 denials within 60 s.
+    /// Watchdog every second, 60 s heartbeat timeout, 5 denials within 60 s, the SPEC's
+    /// queue names.
     fn default() -> Self {
         Self {
             watchdog_interval: Duration::from_secs(1),
             default_heartbeat_timeout: Duration::from_secs(60),
             denied_burst_threshold: 5,
             denied_burst_window: Duration::from_secs(60),
+            door_forced_queue: DOOR_FORCED_QUEUE.to_owned(),
+            access_denied_queue: ACCESS_DENIED_QUEUE.to_owned(),
         }
     }
 }
@@ -126,7 +133,7 @@ pub(crate) async fn subscribe(
     let forced = {
         let state = state.clone();
         bus.subscribe(
-            Subscribe::new(DOOR_FORCED_QUEUE).pattern(EventType::DoorForced),
+            Subscribe::new(state.config.door_forced_queue.clone()).pattern(EventType::DoorForced),
             move |event: Event| {
                 let state = state.clone();
                 async move { on_door_forced(&state, &event).await }
@@ -137,7 +144,8 @@ pub(crate) async fn subscribe(
     let denied = {
         let state = state.clone();
         bus.subscribe(
-            Subscribe::new(ACCESS_DENIED_QUEUE).pattern(EventType::AccessDenied),
+            Subscribe::new(state.config.access_denied_queue.clone())
+                .pattern(EventType::AccessDenied),
             move |event: Event| {
                 let state = state.clone();
                 async move { on_access_denied(&state, &event).await }

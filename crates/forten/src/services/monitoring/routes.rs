@@ -23,7 +23,10 @@ use crate::storage::now_millis;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "monitoring-service", description = "Cameras, heartbeats and alerts"),
+    info(
+        title = "monitoring-service",
+        description = "Cameras, heartbeats and alerts"
+    ),
     components(schemas(Problem))
 )]
 struct ApiDoc;
@@ -274,7 +277,9 @@ async fn resolve_alert(
     let by = actor(action.resolved_by.as_ref(), &headers);
     let alert = require_alert(&state, &id).await?;
     if alert.status == AlertStatus::Resolved {
-        return Err(AppError::Conflict(format!("alert {id} is already resolved")));
+        return Err(AppError::Conflict(format!(
+            "alert {id} is already resolved"
+        )));
     }
     let now_ms = now_millis();
     let at = crate::storage::from_millis(now_ms);

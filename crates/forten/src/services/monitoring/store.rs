@@ -79,7 +79,9 @@ fn alert(row: &AnyRow) -> Result<Alert, sqlx::Error> {
             .try_get::<Option<i64>, _>("acknowledged_at")?
             .map(from_millis),
         acknowledged_by: row.try_get("acknowledged_by")?,
-        resolved_at: row.try_get::<Option<i64>, _>("resolved_at")?.map(from_millis),
+        resolved_at: row
+            .try_get::<Option<i64>, _>("resolved_at")?
+            .map(from_millis),
         resolved_by: row.try_get("resolved_by")?,
     })
 }
@@ -116,9 +118,7 @@ pub(crate) async fn create_camera(
     .bind(now)
     .execute(pool)
     .await?;
-    get_camera(pool, &id)
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)
+    get_camera(pool, &id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Lists cameras, oldest first.

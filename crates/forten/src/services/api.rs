@@ -149,8 +149,16 @@ impl AppError {
 }
 
 impl From<sqlx::Error> for AppError {
+    /// A database that cannot be reached (pool exhausted or closed, connection lost) is a 503
+    /// worth retrying; anything else a 500.
     fn from(e: sqlx::Error) -> Self {
-        Self::Storage(StorageError::Query(e))
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::Unavailable("the database is unavailable; try again".to_owned())
+            }
+            e => Self::Storage(StorageError::Query(e)),
+        }
     }
 }
 
@@ -175,12 +183,7 @@ impl From<JsonRejection> for AppError {
                     .strip_prefix("Failed to deserialize the JSON body into the target type: ")
                     .unwrap_or(&text)
                     .to_owned();
-                let field = detail
-                    .split_once(": ")
-                    .map(|(f, _)| f)
-                    .filter(|f| !f.contains(' '))
-                    .unwrap_or("body")
-                    .to_owned();
+                let field = field_of(&detail);
                 Self::Validation {
                     field,
                     message: detail,
@@ -193,6 +196,25 @@ impl From<JsonRejection> for AppError {
             _ => Self::BadRequest(text),
         }
     }
+}
+
+/// The field a serde error is about: the path axum puts in front (`name: invalid type …`),
+/// or the name in ``missing field `x` `` / ``unknown field `x` ``; else `body`.
+fn field_of(detail: &str) -> String {
+    if let Some((path, _)) = detail.split_once(": ")
+        && !path.contains(' ')
+        && !path.is_empty()
+    {
+        return path.to_owned();
+    }
+    for marker in ["missing field `", "unknown field `"] {
+        if let Some(rest) = detail.split_once(marker).map(|(_, r)| r)
+            && let Some((name, _)) = rest.split_once('`')
+        {
+            return name.to_owned();
+        }
+    }
+    "body".to_owned()
 }
 
 impl From<PathRejection> for AppError {

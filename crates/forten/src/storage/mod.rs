@@ -169,6 +169,13 @@ impl Database {
                 format!("sqlite://{}?mode=rwc", file.display())
             }
         };
+        // A given SQLite file is created when missing, like the default one.
+        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url
+        };
         let mut options: AnyConnectOptions = url
             .parse()
             .map_err(|e: sqlx::Error| StorageError::Config(format!("DATABASE_URL: {e}")))?;

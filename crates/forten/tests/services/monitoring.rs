@@ -373,3 +373,27 @@ async fn openapi_lists_every_route() {
         assert!(paths.contains_key(p), "{p} missing");
     }
 }
+
+/// Several deliveries of one `door.forced` handled at once: one alert, one `alert.triggered`.
+async fn concurrent_duplicates(backend: Backend) {
+    let app = start(backend, MonitoringConfig::default()).await;
+    let mut tail = app.bus.tail("alert.*").await.unwrap();
+    let forced = door_forced("d9");
+    let runs = (0..6).map(|_| monitoring::on_door_forced(&app.state, &forced));
+    for outcome in futures_util::future::join_all(runs).await {
+        outcome.unwrap();
+    }
+    next_event(&mut tail, "alert.triggered").await;
+    assert!(no_event(&mut tail, "alert.triggered", Duration::from_millis(300)).await);
+    assert_eq!(alerts(&app.router, "").await.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_sqlite() {
+    concurrent_duplicates(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_postgres() {
+    concurrent_duplicates(Backend::Postgres).await;
+}

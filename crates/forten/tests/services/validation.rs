@@ -40,7 +40,13 @@ async fn access_routes_reject_bad_input() {
         // buildings
         case(Method::POST, "/api/buildings", "{", 400, None),
         case(Method::POST, "/api/buildings", "[]", 422, None),
-        case(Method::POST, "/api/buildings", r#"{"name":"A"}"#, 422, None),
+        case(
+            Method::POST,
+            "/api/buildings",
+            r#"{"name":"A"}"#,
+            422,
+            Some("address"),
+        ),
         case(
             Method::POST,
             "/api/buildings",
@@ -119,7 +125,13 @@ async fn access_routes_reject_bad_input() {
         case(Method::DELETE, &b, "", 409, None),
         case(Method::PATCH, &b, "", 405, None),
         // doors
-        case(Method::POST, "/api/doors", r#"{"name":"D"}"#, 422, None),
+        case(
+            Method::POST,
+            "/api/doors",
+            r#"{"name":"D"}"#,
+            422,
+            Some("buildingId"),
+        ),
         case(
             Method::POST,
             "/api/doors",
@@ -269,7 +281,13 @@ async fn monitoring_routes_reject_bad_input() {
     let c = format!("/api/cameras/{}", created.body["id"].as_str().unwrap());
     let cases = vec![
         case(Method::POST, "/api/cameras", "{", 400, None),
-        case(Method::POST, "/api/cameras", r#"{"name":"C"}"#, 422, None),
+        case(
+            Method::POST,
+            "/api/cameras",
+            r#"{"name":"C"}"#,
+            422,
+            Some("buildingId"),
+        ),
         case(
             Method::POST,
             "/api/cameras",

@@ -342,29 +342,29 @@ pub(crate) async fn put_profile(
     user_id: &str,
     fields: &ProfileFields<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let now = now_millis();
     let schedule = fields.schedule.map(encode_json).transpose()?;
-    let updated = sqlx::query(
-        "UPDATE access_profiles SET all_doors = $2, building_ids = $3, door_ids = $4, \
-         schedule = $5, updated_at = $6 WHERE user_id = $1",
-    )
-    .bind(user_id)
-    .bind(i64::from(fields.all_doors))
-    .bind(encode_json(&fields.building_ids)?)
-    .bind(encode_json(&fields.door_ids)?)
-    .bind(schedule.clone())
-    .bind(now)
-    .execute(pool)
-    .await?;
-    if updated.rows_affected() > 0 {
-        return Ok(false);
+    // Update, else insert; a concurrent insert or delete between the two makes us go round
+    // again (a few times at most in practice).
+    loop {
+        let updated = sqlx::query(
+            "UPDATE access_profiles SET all_doors = $2, building_ids = $3, door_ids = $4, \
+             schedule = $5, updated_at = $6 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(i64::from(fields.all_doors))
+        .bind(encode_json(&fields.building_ids)?)
+        .bind(encode_json(&fields.door_ids)?)
+        .bind(schedule.clone())
+        .bind(now_millis())
+        .execute(pool)
+        .await?;
+        if updated.rows_affected() > 0 {
+            return Ok(false);
+        }
+        if insert_profile(pool, user_id, fields).await? {
+            return Ok(true);
+        }
     }
-    let inserted = insert_profile(pool, user_id, fields).await?;
-    if inserted {
-        return Ok(true);
-    }
-    // Created by someone else between the two statements: replace it.
-    Box::pin(put_profile(pool, user_id, fields)).await
 }
 
 /// Inserts a profile unless the user has one; `true` when inserted. Idempotent: a redelivered

@@ -156,30 +156,43 @@ pub(crate) async fn subscribe(
     Ok(vec![forced, denied])
 }
 
-/// Stores an alert (once per dedup key) and publishes its `alert.triggered` unless already
-/// published.
+/// How long a claim to publish an alert's `alert.triggered` lasts if its holder dies.
+const PUBLISH_LEASE_MS: i64 = 60_000;
+
+/// Stores an alert (once per dedup key) and publishes its `alert.triggered` unless it was
+/// published or another delivery of the same cause is publishing it right now.
 async fn raise(state: &MonitoringState, new: &NewAlert) -> Result<Alert, HandlerError> {
     let pool = state.db.pool();
-    let (alert, to_publish) = store::raise_alert(pool, new)
+    let (alert, pending) = store::raise_alert(pool, new)
         .await
         .map_err(HandlerError::transient)?;
-    if to_publish {
-        state
-            .publisher
-            .publish_alert_triggered(AlertTriggered {
-                alert_id: alert.id.clone(),
-                alert_type: alert.alert_type.clone(),
-                severity: alert.severity.into(),
-                source: alert.source.clone(),
-                description: alert.description.clone(),
-                timestamp: alert.created_at,
-            })
-            .await
-            .map_err(HandlerError::transient)?;
-        store::mark_published(pool, &alert.id)
-            .await
-            .map_err(HandlerError::transient)?;
+    if !pending {
+        return Ok(alert);
     }
+    let claimed = store::claim_publish(pool, &alert.id, now_millis(), PUBLISH_LEASE_MS)
+        .await
+        .map_err(HandlerError::transient)?;
+    if !claimed {
+        return Ok(alert);
+    }
+    let published = state
+        .publisher
+        .publish_alert_triggered(AlertTriggered {
+            alert_id: alert.id.clone(),
+            alert_type: alert.alert_type.clone(),
+            severity: alert.severity.into(),
+            source: alert.source.clone(),
+            description: alert.description.clone(),
+            timestamp: alert.created_at,
+        })
+        .await;
+    if let Err(e) = published {
+        let _ = store::release_publish(pool, &alert.id).await;
+        return Err(HandlerError::transient(e));
+    }
+    store::mark_published(pool, &alert.id)
+        .await
+        .map_err(HandlerError::transient)?;
     Ok(alert)
 }
 

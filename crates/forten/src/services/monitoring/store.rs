@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             status TEXT NOT NULL,
             dedup_key TEXT UNIQUE,
             published BIGINT NOT NULL DEFAULT 0,
+            publish_claimed_at BIGINT,
             created_at BIGINT NOT NULL,
             acknowledged_at BIGINT,
             acknowledged_by TEXT,
@@ -348,6 +349,38 @@ pub(crate) async fn raise_alert(
         .await?;
     let published: i64 = row.try_get("published")?;
     Ok((alert(&row)?, published == 0))
+}
+
+/// Claims the publication of an alert's `alert.triggered` for `lease_ms`: `true` when this
+/// caller should publish (nobody published it and nobody holds a live claim). Two deliveries of
+/// one cause handled at once thus publish once; a claim whose holder died expires.
+pub(crate) async fn claim_publish(
+    pool: &AnyPool,
+    id: &str,
+    now: i64,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE monitoring_alerts SET publish_claimed_at = $2 WHERE id = $1 AND published = 0 \
+         AND (publish_claimed_at IS NULL OR publish_claimed_at < $3)",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(now.saturating_sub(lease_ms))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives up a claim after a failed publish, so that a retry publishes.
+pub(crate) async fn release_publish(pool: &AnyPool, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE monitoring_alerts SET publish_claimed_at = NULL WHERE id = $1 AND published = 0",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Records that an alert's `alert.triggered` was published.

@@ -232,3 +232,6 @@ pub(crate) fn decide(
     }
     (Decision::Granted, "authorized")
 }
+
+#[cfg(test)]
+mod test;

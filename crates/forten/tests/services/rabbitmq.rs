@@ -81,4 +81,15 @@ async fn user_created_over_rabbitmq_creates_one_profile() {
         auth.delete_queues(q).await.unwrap();
     }
     auth.shutdown(Duration::from_secs(2)).await;
+    let conn = lapin::Connection::connect(RABBITMQ_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .exchange_delete(
+            exchange.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+    let _ = conn.close(200, "bye".into()).await;
 }

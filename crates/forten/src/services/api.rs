@@ -360,6 +360,7 @@ pub(crate) fn check_id(field: &str, value: &str) -> Result<(), AppError> {
 /// Paging of list routes: `?limit=` (1 to 1000, default 100) and `?offset=` (default 0).
 #[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Page {
     /// How many items at most (1 to 1000, default 100).
     pub(crate) limit: Option<i64>,

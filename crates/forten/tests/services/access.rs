@@ -423,6 +423,18 @@ async fn internal_doors_and_openapi() {
     }
     assert!(api.body["components"]["schemas"]["Problem"].is_object());
     assert!(api.body["components"]["schemas"]["AttemptResult"].is_object());
+    let list = &api.body["paths"]["/api/doors"]["get"]["parameters"];
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["in"] == "query" && p["required"] == false)
+    );
+    let not_found = &api.body["paths"]["/api/doors/{id}"]["get"]["responses"]["404"]["content"];
+    assert!(
+        not_found["application/problem+json"].is_object(),
+        "{not_found}"
+    );
 }
 
 /// The router served for real on a loopback socket, with the toolkit's observability.

@@ -372,6 +372,8 @@ async fn openapi_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
+    let ack = &api.body["paths"]["/api/alerts/{id}/acknowledge"]["post"];
+    assert_ne!(ack["requestBody"]["required"], true, "optional body: {ack}");
 }
 
 /// Several deliveries of one `door.forced` handled at once: one alert, one `alert.triggered`.

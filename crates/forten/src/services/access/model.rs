@@ -80,6 +80,7 @@ impl Validate for DoorInput {
 /// `?buildingId=` filter of `GET /api/doors`, with paging.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DoorQuery {
     /// Only the doors of this building.
     pub(crate) building_id: Option<String>,

@@ -94,7 +94,7 @@ async fn check_building_ref(state: &AccessState, id: &str) -> Result<(), AppErro
 
 /// List buildings.
 #[utoipa::path(get, path = "/api/buildings", tag = "buildings", params(Page),
-    responses((status = 200, body = BuildingList), (status = 422, body = Problem)))]
+    responses((status = 200, body = BuildingList), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_buildings(
     State(state): State<AccessState>,
     ApiQuery(page): ApiQuery<Page>,
@@ -105,7 +105,7 @@ async fn list_buildings(
 
 /// Create a building.
 #[utoipa::path(post, path = "/api/buildings", tag = "buildings", request_body = BuildingInput,
-    responses((status = 201, body = Building), (status = 400, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Building), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_building(
     State(state): State<AccessState>,
     ApiJson(input): ApiJson<BuildingInput>,
@@ -117,7 +117,7 @@ async fn create_building(
 
 /// One building.
 #[utoipa::path(get, path = "/api/buildings/{id}", tag = "buildings", params(("id" = String, Path)),
-    responses((status = 200, body = Building), (status = 404, body = Problem)))]
+    responses((status = 200, body = Building), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_building(
     State(state): State<AccessState>,
     ApiPath(id): ApiPath<String>,
@@ -128,7 +128,7 @@ async fn get_building(
 /// Replace a building's name and address.
 #[utoipa::path(put, path = "/api/buildings/{id}", tag = "buildings", params(("id" = String, Path)),
     request_body = BuildingInput,
-    responses((status = 200, body = Building), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Building), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn update_building(
     State(state): State<AccessState>,
     ApiPath(id): ApiPath<String>,
@@ -147,7 +147,7 @@ async fn update_building(
 
 /// Delete a building without doors.
 #[utoipa::path(delete, path = "/api/buildings/{id}", tag = "buildings", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn delete_building(
     State(state): State<AccessState>,
     ApiPath(id): ApiPath<String>,
@@ -170,7 +170,7 @@ async fn delete_building(
 
 /// List doors, optionally of one building.
 #[utoipa::path(get, path = "/api/doors", tag = "doors", params(DoorQuery),
-    responses((status = 200, body = DoorList), (status = 422, body = Problem)))]
+    responses((status = 200, body = DoorList), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_doors(
     State(state): State<AccessState>,
     ApiQuery(q): ApiQuery<DoorQuery>,
@@ -188,7 +188,7 @@ async fn list_doors(
 
 /// Create a door in an existing building.
 #[utoipa::path(post, path = "/api/doors", tag = "doors", request_body = DoorInput,
-    responses((status = 201, body = Door), (status = 400, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Door), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_door(
     State(state): State<AccessState>,
     ApiJson(input): ApiJson<DoorInput>,
@@ -213,7 +213,7 @@ async fn create_door(
 
 /// One door.
 #[utoipa::path(get, path = "/api/doors/{id}", tag = "doors", params(("id" = String, Path)),
-    responses((status = 200, body = Door), (status = 404, body = Problem)))]
+    responses((status = 200, body = Door), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_door(
     State(state): State<AccessState>,
     ApiPath(id): ApiPath<String>,
@@ -224,7 +224,7 @@ async fn get_door(
 /// Replace a door's fields.
 #[utoipa::path(put, path = "/api/doors/{id}", tag = "doors", params(("id" = String, Path)),
     request_body = DoorInput,
-    responses((status = 200, body = Door), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Door), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn update_door(
     State(state): State<AccessState>,
     ApiPath(id): ApiPath<String>,
@@ -246,7 +246,7 @@ async fn update_door(
 
 /// Delete a door.
 #[utoipa::path(delete, path = "/api/doors/{id}", tag = "doors", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn delete_door(
     State(state): State<AccessState>,
     ApiPath(id): ApiPath<String>,
@@ -260,7 +260,7 @@ async fn delete_door(
 
 /// Report a forced door: publishes `door.forced` (critical).
 #[utoipa::path(post, path = "/api/doors/{id}/forced", tag = "doors", params(("id" = String, Path)),
-    responses((status = 200, body = ForcedResult), (status = 404, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = ForcedResult), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn door_forced(
     State(state): State<AccessState>,
     ApiPath(id): ApiPath<String>,
@@ -292,7 +292,7 @@ async fn door_forced(
 /// A user's access profile.
 #[utoipa::path(get, path = "/api/access/profiles/{userId}", tag = "profiles",
     params(("userId" = String, Path)),
-    responses((status = 200, body = AccessProfile), (status = 404, body = Problem)))]
+    responses((status = 200, body = AccessProfile), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_profile(
     State(state): State<AccessState>,
     ApiPath(user_id): ApiPath<String>,
@@ -307,7 +307,7 @@ async fn get_profile(
 #[utoipa::path(put, path = "/api/access/profiles/{userId}", tag = "profiles",
     params(("userId" = String, Path)), request_body = ProfileInput,
     responses((status = 200, body = AccessProfile), (status = 201, body = AccessProfile),
-        (status = 422, body = Problem)))]
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn put_profile(
     State(state): State<AccessState>,
     ApiPath(user_id): ApiPath<String>,
@@ -348,8 +348,8 @@ async fn put_profile(
 /// Decide an access attempt (200 whatever the decision) and publish `access.granted` or
 /// `access.denied`.
 #[utoipa::path(post, path = "/api/access/attempts", tag = "attempts", request_body = AttemptInput,
-    responses((status = 200, body = AttemptResult), (status = 404, body = Problem, description = "unknown door"),
-        (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = AttemptResult), (status = 404, body = Problem, content_type = "application/problem+json", description = "unknown door"),
+        (status = 422, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn attempt(
     State(state): State<AccessState>,
     ApiJson(input): ApiJson<AttemptInput>,
@@ -402,7 +402,7 @@ async fn attempt(
 
 /// Every door (for other services; needs a service token with `internal:read`).
 #[utoipa::path(get, path = "/internal/doors", tag = "internal", params(Page),
-    responses((status = 200, body = DoorList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = DoorList), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn internal_doors(
     State(state): State<AccessState>,
     ApiQuery(page): ApiQuery<Page>,

@@ -100,6 +100,7 @@ impl Validate for CameraInput {
 /// Filters of `GET /api/cameras`, with paging.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CameraQuery {
     /// Only the cameras of this building.
     pub(crate) building_id: Option<String>,
@@ -263,6 +264,7 @@ pub(crate) struct Alert {
 /// Filters of `GET /api/alerts`, with paging.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AlertQuery {
     /// Only alerts in this state.
     pub(crate) status: Option<AlertStatus>,

@@ -85,7 +85,7 @@ fn fields<'a>(state: &MonitoringState, input: &'a CameraInput) -> CameraFields<'
 
 /// List cameras (`?buildingId=`, `?status=`).
 #[utoipa::path(get, path = "/api/cameras", tag = "cameras", params(CameraQuery),
-    responses((status = 200, body = CameraList), (status = 400, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = CameraList), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_cameras(
     State(state): State<MonitoringState>,
     ApiQuery(q): ApiQuery<CameraQuery>,
@@ -104,7 +104,7 @@ async fn list_cameras(
 
 /// Register a camera (pending until its first heartbeat).
 #[utoipa::path(post, path = "/api/cameras", tag = "cameras", request_body = CameraInput,
-    responses((status = 201, body = Camera), (status = 400, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Camera), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_camera(
     State(state): State<MonitoringState>,
     ApiJson(input): ApiJson<CameraInput>,
@@ -115,7 +115,7 @@ async fn create_camera(
 
 /// One camera.
 #[utoipa::path(get, path = "/api/cameras/{id}", tag = "cameras", params(("id" = String, Path)),
-    responses((status = 200, body = Camera), (status = 404, body = Problem)))]
+    responses((status = 200, body = Camera), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_camera(
     State(state): State<MonitoringState>,
     ApiPath(id): ApiPath<String>,
@@ -126,7 +126,7 @@ async fn get_camera(
 /// Replace a camera's fields.
 #[utoipa::path(put, path = "/api/cameras/{id}", tag = "cameras", params(("id" = String, Path)),
     request_body = CameraInput,
-    responses((status = 200, body = Camera), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Camera), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn update_camera(
     State(state): State<MonitoringState>,
     ApiPath(id): ApiPath<String>,
@@ -140,7 +140,7 @@ async fn update_camera(
 
 /// Delete a camera.
 #[utoipa::path(delete, path = "/api/cameras/{id}", tag = "cameras", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn delete_camera(
     State(state): State<MonitoringState>,
     ApiPath(id): ApiPath<String>,
@@ -155,7 +155,7 @@ async fn delete_camera(
 /// A camera's heartbeat; a camera coming back from offline publishes `camera.online`.
 #[utoipa::path(post, path = "/api/cameras/{id}/heartbeat", tag = "cameras",
     params(("id" = String, Path)),
-    responses((status = 200, body = Camera), (status = 404, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = Camera), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn heartbeat(
     State(state): State<MonitoringState>,
     ApiPath(id): ApiPath<String>,
@@ -185,7 +185,7 @@ async fn heartbeat(
 
 /// List alerts, newest first (`?status=open|acknowledged|resolved`, `?severity=`).
 #[utoipa::path(get, path = "/api/alerts", tag = "alerts", params(AlertQuery),
-    responses((status = 200, body = AlertList), (status = 400, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = AlertList), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_alerts(
     State(state): State<MonitoringState>,
     ApiQuery(q): ApiQuery<AlertQuery>,
@@ -204,7 +204,7 @@ async fn list_alerts(
 
 /// One alert.
 #[utoipa::path(get, path = "/api/alerts/{id}", tag = "alerts", params(("id" = String, Path)),
-    responses((status = 200, body = Alert), (status = 404, body = Problem)))]
+    responses((status = 200, body = Alert), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_alert(
     State(state): State<MonitoringState>,
     ApiPath(id): ApiPath<String>,
@@ -227,9 +227,9 @@ fn actor(body: Option<&String>, headers: &HeaderMap) -> String {
 
 /// Acknowledge an open alert: publishes `alert.acknowledged`.
 #[utoipa::path(post, path = "/api/alerts/{id}/acknowledge", tag = "alerts",
-    params(("id" = String, Path)), request_body(content = AlertAction, description = "optional"),
-    responses((status = 200, body = Alert), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 503, body = Problem)))]
+    params(("id" = String, Path)), request_body = Option<AlertAction>,
+    responses((status = 200, body = Alert), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn acknowledge_alert(
     State(state): State<MonitoringState>,
     ApiPath(id): ApiPath<String>,
@@ -264,9 +264,9 @@ async fn acknowledge_alert(
 
 /// Resolve an open or acknowledged alert: publishes `alert.resolved`.
 #[utoipa::path(post, path = "/api/alerts/{id}/resolve", tag = "alerts",
-    params(("id" = String, Path)), request_body(content = AlertAction, description = "optional"),
-    responses((status = 200, body = Alert), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 503, body = Problem)))]
+    params(("id" = String, Path)), request_body = Option<AlertAction>,
+    responses((status = 200, body = Alert), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn resolve_alert(
     State(state): State<MonitoringState>,
     ApiPath(id): ApiPath<String>,

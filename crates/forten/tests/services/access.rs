@@ -473,6 +473,28 @@ async fn served_with_observability() {
     })
     .await;
     assert_eq!(health["service"], "access-service");
+
+    // Events published while serving a request carry its correlation id and trace.
+    let mut tail = app.bus.tail("door.forced").await.unwrap();
+    let (_, door) = building_with_door(&app.router).await;
+    let forced = client
+        .post(format!("http://{addr}/api/doors/{door}/forced"))
+        .header("x-correlation-id", "corr-services-1")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), 200);
+    let event = next_event(&mut tail, "door.forced").await;
+    assert_eq!(event.correlation_id.as_deref(), Some("corr-services-1"));
+    let traceparent = event.traceparent.unwrap_or_default();
+    assert!(
+        traceparent.contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "{traceparent}"
+    );
     let metrics = client
         .get(format!("http://{addr}/metrics"))
         .send()

@@ -150,8 +150,14 @@ impl AppError {
 
 impl From<sqlx::Error> for AppError {
     /// A database that cannot be reached (pool exhausted or closed, connection lost) is a 503
-    /// worth retrying; anything else a 500.
+    /// worth retrying; a uniqueness or reference violation (a concurrent change) a 409;
+    /// anything else a 500.
     fn from(e: sqlx::Error) -> Self {
+        if crate::storage::is_constraint_violation(&e) {
+            return Self::Conflict(
+                "the request conflicts with a concurrent change; reload and try again".to_owned(),
+            );
+        }
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::warn!(error = %e, "database unavailable");

@@ -7,6 +7,8 @@
 
 mod cli;
 mod commands;
+mod services;
+mod storage;
 
 use std::process::ExitCode;
 

@@ -9,10 +9,13 @@
 //! | module | concept |
 //! | --- | --- |
 //! | [`events`] | CloudEvents envelope, catalogue, the [`EventBus`] over RabbitMQ or in-process, DLQ, dedup |
+//! | [`auth`] | service identity: service tokens (shared-secret / issuer), [`ServiceAuthLayer`], user login, authenticated publishers |
 //! | `context` | [`RequestContext`]: correlation id and `traceparent` of the work in progress |
 
+pub mod auth;
 mod context;
 pub mod events;
 
+pub use self::auth::{ServiceAuth, ServiceAuthConfig, ServiceAuthLayer, ServiceIdentity};
 pub use self::context::RequestContext;
 pub use self::events::{Event, EventBuilder, EventType};

@@ -46,7 +46,10 @@ impl RequestContext {
     /// assert!(forten_shared::RequestContext::new("x").traceparent.is_none());
     /// ```
     pub fn new(correlation_id: impl Into<String>) -> Self {
-        Self { correlation_id: correlation_id.into(), traceparent: None }
+        Self {
+            correlation_id: correlation_id.into(),
+            traceparent: None,
+        }
     }
 
     /// A context with a freshly generated correlation id (UUID v4).

@@ -188,7 +188,10 @@ impl From<&ServiceClaims> for ServiceIdentity {
 
 /// Seconds since the epoch (wall clock, as JWT `iat`/`exp` need).
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// base64url without padding.
@@ -200,5 +203,7 @@ pub(crate) fn b64url(bytes: &[u8]) -> String {
 /// Decodes base64url without padding.
 pub(crate) fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
 }

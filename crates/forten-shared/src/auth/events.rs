@@ -132,7 +132,10 @@ impl Default for PublishPolicy {
 impl PublishPolicy {
     /// No rules: any authenticated publisher may publish anything.
     pub fn new() -> Self {
-        Self { rules: Vec::new(), allow_unlisted: true }
+        Self {
+            rules: Vec::new(),
+            allow_unlisted: true,
+        }
     }
 
     /// Forten's catalogue (SPEC §4, §8): `user.*` by auth-service; `access.*` and `door.*` by
@@ -163,7 +166,10 @@ impl PublishPolicy {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.rules.push((pattern.into(), services.into_iter().map(Into::into).collect()));
+        self.rules.push((
+            pattern.into(),
+            services.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 
@@ -241,7 +247,10 @@ struct Inner {
 impl std::fmt::Debug for EventAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventAuthenticator")
-            .field("publisher", &self.inner.service.as_ref().map(ServiceAuth::name))
+            .field(
+                "publisher",
+                &self.inner.service.as_ref().map(ServiceAuth::name),
+            )
             .field("policy", &self.inner.policy)
             .finish_non_exhaustive()
     }
@@ -297,8 +306,12 @@ impl EventAuthenticator {
         let token = service.events_token(x).await?;
         let message = canonical(event)?;
         let sig = pair.sign(&message);
-        event.extensions.insert(AUTH_TOKEN_EXTENSION.into(), token.as_ref().into());
-        event.extensions.insert(AUTH_SIGNATURE_EXTENSION.into(), b64url(sig.as_ref()).into());
+        event
+            .extensions
+            .insert(AUTH_TOKEN_EXTENSION.into(), token.as_ref().into());
+        event
+            .extensions
+            .insert(AUTH_SIGNATURE_EXTENSION.into(), b64url(sig.as_ref()).into());
         Ok(())
     }
 
@@ -333,7 +346,10 @@ impl EventAuthenticator {
 
     /// Like [`verify`](Self::verify), but refreshes the issuer's JWKS once when the token was
     /// signed by a key not yet cached (right after a key rotation).
-    pub async fn verify_refreshing(&self, event: &Event) -> Result<ServiceIdentity, EventAuthError> {
+    pub async fn verify_refreshing(
+        &self,
+        event: &Event,
+    ) -> Result<ServiceIdentity, EventAuthError> {
         match self.verify(event) {
             Err(EventAuthError::InvalidToken(TokenError::UnknownKid)) => {
                 let token = ext_str(event, AUTH_TOKEN_EXTENSION)?;
@@ -370,7 +386,9 @@ impl EventAuthenticator {
             .map_err(EventAuthError::InvalidToken)?;
         let identity = ServiceIdentity::from(&claims);
         if !identity.has_scope(PUBLISH_SCOPE) {
-            return Err(EventAuthError::InvalidToken(TokenError::MissingScope(PUBLISH_SCOPE.into())));
+            return Err(EventAuthError::InvalidToken(TokenError::MissingScope(
+                PUBLISH_SCOPE.into(),
+            )));
         }
         let key = claims
             .cnf
@@ -378,9 +396,19 @@ impl EventAuthenticator {
             .filter(|c| c.jwk.is_ed25519())
             .and_then(|c| b64url_decode(&c.jwk.x))
             .filter(|k| k.len() == 32)
-            .ok_or_else(|| EventAuthError::InvalidToken(TokenError::InvalidClaims("no cnf key".into())))?;
-        let verified = Arc::new(VerifiedToken { identity, exp: claims.exp, key });
-        let mut cache = self.inner.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            .ok_or_else(|| {
+                EventAuthError::InvalidToken(TokenError::InvalidClaims("no cnf key".into()))
+            })?;
+        let verified = Arc::new(VerifiedToken {
+            identity,
+            exp: claims.exp,
+            key,
+        });
+        let mut cache = self
+            .inner
+            .verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= TOKEN_CACHE_MAX {
             cache.retain(|_, v| v.exp >= now);
             if cache.len() >= TOKEN_CACHE_MAX {
@@ -410,7 +438,8 @@ pub(crate) fn canonical(event: &Event) -> Result<Vec<u8>, EventAuthError> {
             self.0.serialize_into(s)
         }
     }
-    let data = serde_json::to_value(Data(&event.data)).map_err(|e| EventAuthError::Canonical(e.to_string()))?;
+    let data = serde_json::to_value(Data(&event.data))
+        .map_err(|e| EventAuthError::Canonical(e.to_string()))?;
     let mut data_bytes = Vec::with_capacity(256);
     write_canonical(&data, &mut data_bytes);
     let head = serde_json::json!([

@@ -17,10 +17,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
+use super::AuthError;
 use super::claims::{Confirmation, JwkSet, ServiceClaims};
 use super::keys::SigningKey;
 use super::problem::problem;
-use super::AuthError;
 
 /// Path of the token endpoint.
 pub const SERVICE_TOKEN_PATH: &str = "/internal/auth/service-token";
@@ -121,7 +121,10 @@ impl IssuerPolicy {
             .collect();
         self.services.insert(
             name.to_owned(),
-            ServicePolicy { secret_hash: hash_service_secret(secret), allow },
+            ServicePolicy {
+                secret_hash: hash_service_secret(secret),
+                allow,
+            },
         );
         self
     }
@@ -137,8 +140,9 @@ impl IssuerPolicy {
     /// Reads the JSON format above from a file.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, AuthError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| AuthError::Config(format!("service policy file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            AuthError::Config(format!("service policy file {}: {e}", path.display()))
+        })?;
         Self::from_json(&text)
     }
 
@@ -177,7 +181,9 @@ impl IssuerPolicy {
 
     /// The scopes `service` may hold toward `audience` (sorted, deduplicated).
     pub fn allowed_scopes(&self, service: &str, audience: &str) -> Vec<String> {
-        let Some(svc) = self.services.get(service) else { return Vec::new() };
+        let Some(svc) = self.services.get(service) else {
+            return Vec::new();
+        };
         let mut scopes: Vec<String> = svc
             .allow
             .get(audience)
@@ -266,7 +272,11 @@ pub struct IssuerConfig {
 impl IssuerConfig {
     /// Defaults around `policy`.
     pub fn new(policy: IssuerPolicy) -> Self {
-        Self { policy, token_ttl: Duration::from_secs(300), retire_after: None }
+        Self {
+            policy,
+            token_ttl: Duration::from_secs(300),
+            retire_after: None,
+        }
     }
 
     /// Sets the token lifetime.
@@ -419,15 +429,22 @@ impl TokenIssuer {
     pub fn new(config: IssuerConfig) -> Result<Self, AuthError> {
         super::install_crypto_provider();
         if config.token_ttl.as_secs() == 0 {
-            return Err(AuthError::Config("issuer token TTL must be at least one second".into()));
+            return Err(AuthError::Config(
+                "issuer token TTL must be at least one second".into(),
+            ));
         }
         config.policy.validate()?;
-        let retire_after = config.retire_after.unwrap_or(config.token_ttl + Duration::from_secs(60));
+        let retire_after = config
+            .retire_after
+            .unwrap_or(config.token_ttl + Duration::from_secs(60));
         Ok(Self {
             policy: config.policy,
             ttl: config.token_ttl,
             retire_after,
-            keys: RwLock::new(KeyRing { active: Arc::new(SigningKey::generate()?), previous: None }),
+            keys: RwLock::new(KeyRing {
+                active: Arc::new(SigningKey::generate()?),
+                previous: None,
+            }),
         })
     }
 
@@ -442,7 +459,9 @@ impl TokenIssuer {
     }
 
     fn ring(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
-        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Key id of the active signing key.
@@ -456,7 +475,10 @@ impl TokenIssuer {
     pub fn rotate(&self) -> Result<String, AuthError> {
         let new = Arc::new(SigningKey::generate()?);
         let kid = new.kid.clone();
-        let mut ring = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ring = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = std::mem::replace(&mut ring.active, new);
         ring.previous = Some((old, Instant::now() + self.retire_after));
         metrics::counter!("service_auth_key_rotations_total").increment(1);
@@ -467,10 +489,10 @@ impl TokenIssuer {
     pub fn jwks(&self) -> JwkSet {
         let ring = self.ring();
         let mut keys = vec![ring.active.jwk()];
-        if let Some((prev, until)) = &ring.previous {
-            if Instant::now() < *until {
-                keys.push(prev.jwk());
-            }
+        if let Some((prev, until)) = &ring.previous
+            && Instant::now() < *until
+        {
+            keys.push(prev.jwk());
         }
         JwkSet { keys }
     }
@@ -495,14 +517,17 @@ impl TokenIssuer {
         let key = self.ring().active.clone();
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| AuthError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| AuthError::Sign(e.to_string()))
     }
 
     /// Checks the caller's secret (constant time) and grants the requested scopes that the
     /// policy allows toward the audience.
     pub fn issue(&self, req: &ServiceTokenRequest) -> Result<ServiceTokenResponse, IssueError> {
         if req.service_name.is_empty() || req.audience.is_empty() {
-            return Err(IssueError::BadRequest("serviceName and audience are required".into()));
+            return Err(IssueError::BadRequest(
+                "serviceName and audience are required".into(),
+            ));
         }
         let ok = match self.policy.services.get(&req.service_name) {
             Some(svc) => secret_matches(&svc.secret_hash, &req.service_secret),
@@ -520,18 +545,27 @@ impl TokenIssuer {
         let granted: Vec<String> = if req.scopes.is_empty() {
             allowed
         } else {
-            req.scopes.iter().filter(|s| allowed.contains(s)).cloned().collect()
+            req.scopes
+                .iter()
+                .filter(|s| allowed.contains(s))
+                .cloned()
+                .collect()
         };
         if granted.is_empty() {
             metrics::counter!("service_tokens_refused_total", "service" => req.service_name.clone(), "reason" => "scope_not_allowed").increment(1);
             return Err(IssueError::NotAllowed(req.audience.clone()));
         }
-        if let Some(cnf) = &req.cnf {
-            if !cnf.jwk.is_ed25519() {
-                return Err(IssueError::BadRequest("cnf.jwk must be an Ed25519 OKP key".into()));
-            }
+        if req.cnf.as_ref().is_some_and(|cnf| !cnf.jwk.is_ed25519()) {
+            return Err(IssueError::BadRequest(
+                "cnf.jwk must be an Ed25519 OKP key".into(),
+            ));
         }
-        let mut claims = ServiceClaims::new(&req.service_name, &req.audience, &granted, self.ttl.as_secs());
+        let mut claims = ServiceClaims::new(
+            &req.service_name,
+            &req.audience,
+            &granted,
+            self.ttl.as_secs(),
+        );
         claims.cnf = req.cnf.clone();
         let token = self.sign(&claims)?;
         metrics::counter!("service_tokens_issued_total", "service" => req.service_name.clone(), "audience" => req.audience.clone()).increment(1);
@@ -589,6 +623,9 @@ async fn service_token(
 
 async fn jwks(State(issuer): State<Arc<TokenIssuer>>) -> Response {
     let mut resp = Json(issuer.jwks()).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     resp
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use jsonwebtoken::DecodingKey;
 use tokio::time::Instant;
 
-use super::claims::JwkSet;
 use super::AuthError;
+use super::claims::JwkSet;
 
 /// The issuer's public keys, fetched from `GET /.well-known/jwks.json` and cached.
 ///
@@ -76,12 +76,21 @@ impl JwksCache {
 
     /// The cached key for `kid`.
     pub fn key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
-        self.inner.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(kid).cloned()
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(kid)
+            .cloned()
     }
 
     /// Number of cached keys.
     pub fn len(&self) -> usize {
-        self.inner.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Whether no key is cached.
@@ -104,10 +113,8 @@ impl JwksCache {
         if self.key(kid).is_some() {
             return true;
         }
-        if let Some(at) = *last {
-            if at.elapsed() < self.inner.min_refresh_interval {
-                return false;
-            }
+        if last.is_some_and(|at| at.elapsed() < self.inner.min_refresh_interval) {
+            return false;
         }
         let fetched = self.fetch().await;
         *last = Some(Instant::now());
@@ -127,9 +134,16 @@ impl JwksCache {
             .await
             .map_err(|e| AuthError::Jwks(e.to_string()))?;
         if !resp.status().is_success() {
-            return Err(AuthError::Jwks(format!("{} answered {}", self.inner.url, resp.status())));
+            return Err(AuthError::Jwks(format!(
+                "{} answered {}",
+                self.inner.url,
+                resp.status()
+            )));
         }
-        let set: JwkSet = resp.json().await.map_err(|e| AuthError::Jwks(e.to_string()))?;
+        let set: JwkSet = resp
+            .json()
+            .await
+            .map_err(|e| AuthError::Jwks(e.to_string()))?;
         let mut keys = HashMap::new();
         for jwk in set.keys.iter().filter(|k| k.is_ed25519()) {
             let (Some(kid), Ok(key)) = (&jwk.kid, DecodingKey::from_ed_components(&jwk.x)) else {
@@ -138,7 +152,11 @@ impl JwksCache {
             keys.insert(kid.clone(), Arc::new(key));
         }
         let n = keys.len();
-        *self.inner.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
         Ok(n)
     }
 }

@@ -6,8 +6,8 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sha2::{Digest, Sha256};
 
-use super::claims::{PublicJwk, b64url};
 use super::AuthError;
+use super::claims::{PublicJwk, b64url};
 
 /// One Ed25519 key: the private half for signing, the public half for the JWKS.
 pub(crate) struct SigningKey {
@@ -23,7 +23,9 @@ pub(crate) struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,8 +60,8 @@ impl SigningKey {
 
 /// Generates an Ed25519 key pair for event signing: (key pair, public key base64url).
 pub(crate) fn ephemeral_ed25519() -> Result<(Ed25519KeyPair, String), AuthError> {
-    let pair =
-        Ed25519KeyPair::generate().map_err(|_| AuthError::Key("ed25519 generation failed".into()))?;
+    let pair = Ed25519KeyPair::generate()
+        .map_err(|_| AuthError::Key("ed25519 generation failed".into()))?;
     let x = b64url(pair.public_key().as_ref());
     Ok((pair, x))
 }

@@ -57,7 +57,11 @@ impl ServiceAuthLayer {
     async fn check(&self, headers: &http::HeaderMap) -> Result<ServiceIdentity, TokenError> {
         let token = bearer_token(headers).ok_or(TokenError::Missing)?;
         let claims = match self.verifier.verify(token, &self.audience) {
-            Err(TokenError::UnknownKid) => self.verifier.verify_refreshing(token, &self.audience).await?,
+            Err(TokenError::UnknownKid) => {
+                self.verifier
+                    .verify_refreshing(token, &self.audience)
+                    .await?
+            }
             other => other?,
         };
         let identity = ServiceIdentity::from(&claims);
@@ -72,7 +76,10 @@ impl<S> Layer<S> for ServiceAuthLayer {
     type Service = ServiceAuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ServiceAuthService { inner, layer: self.clone() }
+        ServiceAuthService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -162,5 +169,10 @@ fn record(service: &str, outcome: &'static str, reason: &'static str) {
 
 /// The problem response for a rejected token.
 pub(crate) fn rejection(err: &TokenError) -> Response<Body> {
-    problem(err.status(), err.reason(), &err.to_string(), Some(bearer_challenge(err, REALM)))
+    problem(
+        err.status(),
+        err.reason(),
+        &err.to_string(),
+        Some(bearer_challenge(err, REALM)),
+    )
 }

@@ -23,11 +23,10 @@ pub(crate) fn problem(
     });
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    if let Some(challenge) = www_authenticate {
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Some(v) = www_authenticate.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     resp
 }
@@ -50,7 +49,9 @@ pub(crate) fn bearer_challenge(err: &super::TokenError, realm: &str) -> String {
 
 /// Keeps a header parameter printable and free of quotes.
 fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ').collect()
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+        .collect()
 }
 
 /// Extracts the token from `Authorization: Bearer <token>` (scheme case-insensitive).

@@ -12,7 +12,9 @@ use jsonwebtoken::{EncodingKey, Header};
 use tokio::time::Instant;
 
 use super::claims::{Confirmation, EVENTS_AUDIENCE, PUBLISH_SCOPE, PublicJwk, ServiceClaims};
-use super::issuer::{JWKS_PATH, SERVICE_TOKEN_PATH, ServiceTokenRequest, ServiceTokenResponse, TokenIssuer};
+use super::issuer::{
+    JWKS_PATH, SERVICE_TOKEN_PATH, ServiceTokenRequest, ServiceTokenResponse, TokenIssuer,
+};
 use super::jwks::JwksCache;
 use super::verifier::{DEFAULT_LEEWAY, TokenVerifier};
 use super::{AuthError, ServiceAuthLayer, ServiceIdentity, TokenError};
@@ -104,8 +106,14 @@ impl std::fmt::Debug for ServiceAuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceAuthConfig")
             .field("service_name", &self.service_name)
-            .field("service_secret", &self.service_secret.as_ref().map(|_| "[redacted]"))
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "service_secret",
+                &self.service_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field("mode", &self.mode)
             .field("issuer_url", &self.issuer_url)
             .field("scopes", &self.scopes)
@@ -192,7 +200,11 @@ impl ServiceAuthConfig {
 /// How this service obtains tokens.
 enum Minter {
     Shared(EncodingKey),
-    Remote { client: reqwest::Client, url: String, secret: String },
+    Remote {
+        client: reqwest::Client,
+        url: String,
+        secret: String,
+    },
     Local(Arc<TokenIssuer>),
 }
 
@@ -278,10 +290,9 @@ impl ServiceAuth {
         validate_common(&config)?;
         let (minter, verifier) = match config.mode {
             AuthMode::SharedSecret => {
-                let secret = config
-                    .jwt_secret
-                    .as_deref()
-                    .ok_or_else(|| AuthError::Config("JWT_SECRET is required in shared-secret mode".into()))?;
+                let secret = config.jwt_secret.as_deref().ok_or_else(|| {
+                    AuthError::Config("JWT_SECRET is required in shared-secret mode".into())
+                })?;
                 if secret.len() < MIN_JWT_SECRET_LEN {
                     return Err(AuthError::Config(format!(
                         "JWT_SECRET must be at least {MIN_JWT_SECRET_LEN} bytes"
@@ -296,17 +307,23 @@ impl ServiceAuth {
                 let url = config
                     .issuer_url
                     .as_deref()
-                    .ok_or_else(|| AuthError::Config("issuer URL is required in issuer mode".into()))?
+                    .ok_or_else(|| {
+                        AuthError::Config("issuer URL is required in issuer mode".into())
+                    })?
                     .trim_end_matches('/')
                     .to_owned();
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(AuthError::Config(format!("issuer URL {url:?} is not http(s)")));
+                    return Err(AuthError::Config(format!(
+                        "issuer URL {url:?} is not http(s)"
+                    )));
                 }
                 let secret = config
                     .service_secret
                     .clone()
                     .filter(|s| !s.is_empty())
-                    .ok_or_else(|| AuthError::Config("SERVICE_SECRET is required in issuer mode".into()))?;
+                    .ok_or_else(|| {
+                        AuthError::Config("SERVICE_SECRET is required in issuer mode".into())
+                    })?;
                 let client = http_client(config.http_timeout)?;
                 let jwks = JwksCache::with_client(
                     format!("{url}{JWKS_PATH}"),
@@ -314,12 +331,17 @@ impl ServiceAuth {
                     client.clone(),
                 );
                 (
-                    Minter::Remote { client, url: format!("{url}{SERVICE_TOKEN_PATH}"), secret },
+                    Minter::Remote {
+                        client,
+                        url: format!("{url}{SERVICE_TOKEN_PATH}"),
+                        secret,
+                    },
                     TokenVerifier::jwks(jwks),
                 )
             }
         };
-        Ok(Self::build(&config, minter, verifier.with_leeway(config.leeway)))
+        let verifier = verifier.with_leeway(config.leeway);
+        Ok(Self::build(config, minter, verifier))
     }
 
     /// Issuer mode inside the auth-service: signs locally with `issuer`'s key (no policy check
@@ -345,15 +367,15 @@ impl ServiceAuth {
         let mut config = config;
         config.mode = AuthMode::Issuer;
         config.token_ttl = issuer.token_ttl();
-        Ok(Self::build(&config, Minter::Local(issuer), verifier))
+        Ok(Self::build(config, Minter::Local(issuer), verifier))
     }
 
-    fn build(config: &ServiceAuthConfig, minter: Minter, verifier: TokenVerifier) -> Self {
+    fn build(config: ServiceAuthConfig, minter: Minter, verifier: TokenVerifier) -> Self {
         Self {
             inner: Arc::new(Inner {
-                name: config.service_name.clone(),
+                name: config.service_name,
                 mode: config.mode,
-                scopes: config.scopes.clone(),
+                scopes: config.scopes,
                 token_ttl: config.token_ttl,
                 renew_before: config.renew_before,
                 minter,
@@ -407,7 +429,11 @@ impl ServiceAuth {
     /// assert_eq!(claims["scope"], "registry:write");
     /// # Ok(()) }
     /// ```
-    pub async fn token_with_scopes(&self, target: &str, scopes: &[&str]) -> Result<Arc<str>, AuthError> {
+    pub async fn token_with_scopes(
+        &self,
+        target: &str,
+        scopes: &[&str],
+    ) -> Result<Arc<str>, AuthError> {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         Ok(self.cached(target, &scopes, None).await?.token)
     }
@@ -415,12 +441,18 @@ impl ServiceAuth {
     /// The publisher token for events, bound to the key `cnf_x` (cached).
     pub(crate) async fn events_token(&self, cnf_x: &str) -> Result<Arc<str>, AuthError> {
         let scopes = [PUBLISH_SCOPE.to_owned()];
-        Ok(self.cached(EVENTS_AUDIENCE, &scopes, Some(cnf_x)).await?.token)
+        Ok(self
+            .cached(EVENTS_AUDIENCE, &scopes, Some(cnf_x))
+            .await?
+            .token)
     }
 
     /// Verifies a token presented to this service (audience = this service), with cached keys.
     pub fn verify(&self, token: &str) -> Result<ServiceIdentity, TokenError> {
-        self.inner.verifier.verify(token, &self.inner.name).map(|c| ServiceIdentity::from(&c))
+        self.inner
+            .verifier
+            .verify(token, &self.inner.name)
+            .map(|c| ServiceIdentity::from(&c))
     }
 
     /// Like [`verify`](Self::verify), refreshing the JWKS once on an unknown key id.
@@ -439,16 +471,33 @@ impl ServiceAuth {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        ServiceAuthLayer::new(self.inner.verifier.clone(), &self.inner.name, required_scopes)
+        ServiceAuthLayer::new(
+            self.inner.verifier.clone(),
+            &self.inner.name,
+            required_scopes,
+        )
     }
 
     fn slot(&self, key: String) -> Arc<Slot> {
-        let mut slots = self.inner.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         slots.entry(key).or_default().clone()
     }
 
-    async fn cached(&self, target: &str, scopes: &[String], cnf: Option<&str>) -> Result<Cached, AuthError> {
-        let key = format!("{target}\u{1f}{}\u{1f}{}", scopes.join(" "), cnf.unwrap_or(""));
+    async fn cached(
+        &self,
+        target: &str,
+        scopes: &[String],
+        cnf: Option<&str>,
+    ) -> Result<Cached, AuthError> {
+        let key = format!(
+            "{target}\u{1f}{}\u{1f}{}",
+            scopes.join(" "),
+            cnf.unwrap_or("")
+        );
         let slot = self.slot(key);
         if let Some(c) = fresh(&slot) {
             return Ok(c);
@@ -462,15 +511,31 @@ impl ServiceAuth {
         let header = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|e| AuthError::Sign(format!("token is not a header value: {e}")))?;
         let lifetime = Duration::from_secs(expires_in);
-        let renew_in = lifetime.checked_sub(self.inner.renew_before).unwrap_or(lifetime / 2);
-        let cached = Cached { token: Arc::from(token), header, renew_at: Instant::now() + renew_in };
-        *slot.cached.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cached.clone());
+        let renew_in = lifetime
+            .checked_sub(self.inner.renew_before)
+            .unwrap_or(lifetime / 2);
+        let cached = Cached {
+            token: Arc::from(token),
+            header,
+            renew_at: Instant::now() + renew_in,
+        };
+        *slot
+            .cached
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cached.clone());
         Ok(cached)
     }
 
     /// Mints (shared secret, local issuer) or fetches (remote issuer) a token: (jwt, expires_in).
-    async fn mint(&self, target: &str, scopes: &[String], cnf: Option<&str>) -> Result<(String, u64), AuthError> {
-        let cnf = cnf.map(|x| Confirmation { jwk: PublicJwk::ed25519(x, None) });
+    async fn mint(
+        &self,
+        target: &str,
+        scopes: &[String],
+        cnf: Option<&str>,
+    ) -> Result<(String, u64), AuthError> {
+        let cnf = cnf.map(|x| Confirmation {
+            jwk: PublicJwk::ed25519(x, None),
+        });
         match &self.inner.minter {
             Minter::Shared(key) => {
                 let ttl = self.inner.token_ttl.as_secs();
@@ -486,7 +551,11 @@ impl ServiceAuth {
                 claims.cnf = cnf;
                 Ok((issuer.sign(&claims)?, ttl))
             }
-            Minter::Remote { client, url, secret } => {
+            Minter::Remote {
+                client,
+                url,
+                secret,
+            } => {
                 let req = ServiceTokenRequest {
                     service_name: self.inner.name.clone(),
                     service_secret: secret.clone(),
@@ -508,10 +577,15 @@ impl ServiceAuth {
                         .ok()
                         .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
                         .unwrap_or_default();
-                    return Err(AuthError::IssuerRefused { status: status.as_u16(), detail });
+                    return Err(AuthError::IssuerRefused {
+                        status: status.as_u16(),
+                        detail,
+                    });
                 }
-                let body: ServiceTokenResponse =
-                    resp.json().await.map_err(|e| AuthError::Issuer(e.to_string()))?;
+                let body: ServiceTokenResponse = resp
+                    .json()
+                    .await
+                    .map_err(|e| AuthError::Issuer(e.to_string()))?;
                 Ok((body.token, body.expires_in))
             }
         }
@@ -519,8 +593,14 @@ impl ServiceAuth {
 }
 
 fn fresh(slot: &Slot) -> Option<Cached> {
-    let cached = slot.cached.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    cached.as_ref().filter(|c| Instant::now() < c.renew_at).cloned()
+    let cached = slot
+        .cached
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cached
+        .as_ref()
+        .filter(|c| Instant::now() < c.renew_at)
+        .cloned()
 }
 
 fn validate_common(config: &ServiceAuthConfig) -> Result<(), AuthError> {
@@ -528,7 +608,9 @@ fn validate_common(config: &ServiceAuthConfig) -> Result<(), AuthError> {
         return Err(AuthError::Config("service name must not be empty".into()));
     }
     if config.token_ttl.as_secs() == 0 {
-        return Err(AuthError::Config("token TTL must be at least one second".into()));
+        return Err(AuthError::Config(
+            "token TTL must be at least one second".into(),
+        ));
     }
     Ok(())
 }

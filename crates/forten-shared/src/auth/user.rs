@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::body::Body;
 use http::{Request, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -45,7 +45,9 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// wrong password, `Err` for a malformed hash.
 pub fn verify_password(password: &str, phc: &str) -> Result<bool, AuthError> {
     let parsed = PasswordHash::new(phc).map_err(|e| AuthError::Password(e.to_string()))?;
-    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
 }
 
 /// Claims of a user token.
@@ -138,7 +140,9 @@ struct UserAuthInner {
 
 impl std::fmt::Debug for UserAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserAuth").field("ttl", &self.inner.ttl).finish_non_exhaustive()
+        f.debug_struct("UserAuth")
+            .field("ttl", &self.inner.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,7 +157,9 @@ impl UserAuth {
             )));
         }
         if ttl.as_secs() == 0 {
-            return Err(AuthError::Config("user token TTL must be at least one second".into()));
+            return Err(AuthError::Config(
+                "user token TTL must be at least one second".into(),
+            ));
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = super::verifier::DEFAULT_LEEWAY.as_secs();
@@ -184,9 +190,16 @@ impl UserAuth {
             exp: iat + ttl,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.inner.encoding)
-            .map_err(|e| AuthError::Sign(e.to_string()))?;
-        Ok(UserToken { token, expires_in: ttl })
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.inner.encoding,
+        )
+        .map_err(|e| AuthError::Sign(e.to_string()))?;
+        Ok(UserToken {
+            token,
+            expires_in: ttl,
+        })
     }
 
     /// Verifies a user token.
@@ -195,13 +208,18 @@ impl UserAuth {
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::AlgorithmNotAllowed);
         }
-        let data = jsonwebtoken::decode::<UserClaims>(token, &self.inner.decoding, &self.inner.validation)
-            .map_err(|e| TokenError::from_jwt(&e))?;
+        let data =
+            jsonwebtoken::decode::<UserClaims>(token, &self.inner.decoding, &self.inner.validation)
+                .map_err(|e| TokenError::from_jwt(&e))?;
         let c = data.claims;
         if c.iat > now_secs() + self.inner.validation.leeway {
             return Err(TokenError::NotYetValid);
         }
-        Ok(UserIdentity { user_id: c.sub, email: c.email, role: c.role })
+        Ok(UserIdentity {
+            user_id: c.sub,
+            email: c.email,
+            role: c.role,
+        })
     }
 
     /// A layer admitting users with one of `roles` (any role when empty).
@@ -234,7 +252,10 @@ pub struct UserAuthLayer {
 impl UserAuthLayer {
     /// Admits the given roles (every role when empty).
     pub fn new(auth: UserAuth, roles: impl IntoIterator<Item = Role>) -> Self {
-        Self { auth, roles: roles.into_iter().collect() }
+        Self {
+            auth,
+            roles: roles.into_iter().collect(),
+        }
     }
 
     fn check(&self, headers: &http::HeaderMap) -> Result<UserIdentity, TokenError> {
@@ -260,7 +281,10 @@ impl<S> Layer<S> for UserAuthLayer {
     type Service = UserAuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        UserAuthService { inner, layer: self.clone() }
+        UserAuthService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 

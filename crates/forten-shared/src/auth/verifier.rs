@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+use super::TokenError;
 use super::claims::{ISSUER, ServiceClaims, b64url_decode, now_secs};
 use super::issuer::TokenIssuer;
 use super::jwks::JwksCache;
-use super::TokenError;
 
 /// Verifies service tokens: signature with the mode's only algorithm (HS256 in shared-secret
 /// mode, EdDSA in issuer mode — `none` and algorithm confusion are rejected), `iss` = `forten`,
@@ -60,7 +60,12 @@ pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 impl TokenVerifier {
     fn from_source(keys: KeySource) -> Self {
         super::install_crypto_provider();
-        Self { inner: Arc::new(Inner { keys, leeway: DEFAULT_LEEWAY.as_secs() }) }
+        Self {
+            inner: Arc::new(Inner {
+                keys,
+                leeway: DEFAULT_LEEWAY.as_secs(),
+            }),
+        }
     }
 
     /// Shared-secret mode: HS256 with `JWT_SECRET`.
@@ -86,7 +91,12 @@ impl TokenVerifier {
     /// # let _ = v;
     /// ```
     pub fn with_leeway(self, leeway: Duration) -> Self {
-        Self { inner: Arc::new(Inner { keys: self.inner.keys.clone(), leeway: leeway.as_secs() }) }
+        Self {
+            inner: Arc::new(Inner {
+                keys: self.inner.keys.clone(),
+                leeway: leeway.as_secs(),
+            }),
+        }
     }
 
     fn algorithm(&self) -> Algorithm {

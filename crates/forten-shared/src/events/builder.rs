@@ -44,7 +44,10 @@ impl EventBuilder {
     ) -> Result<Event, EventError> {
         let data = data.into();
         if data.event_type() != ty {
-            return Err(EventError::TypeMismatch { expected: ty, actual: data.event_type() });
+            return Err(EventError::TypeMismatch {
+                expected: ty,
+                actual: data.event_type(),
+            });
         }
         Ok(Self::new(data, source).build())
     }
@@ -113,7 +116,11 @@ impl EventBuilder {
     /// let e = EventBuilder::new(UserDeleted { user_id: "u".into() }, "s").extension("tenant", "t1").build();
     /// assert_eq!(e.extensions["tenant"], "t1");
     /// ```
-    pub fn extension(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+    pub fn extension(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
         self.event.extensions.insert(name.into(), value.into());
         self
     }

@@ -165,7 +165,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireIn<'a> {
                 f.write_str("a CloudEvents JSON object")
             }
 
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
                 let mut w = WireIn::default();
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     let slot = match key.as_ref() {
@@ -228,7 +231,9 @@ impl WireIn<'_> {
         let data = EventData::from_json(ty, data.get())?;
         for name in self.extensions.keys() {
             if name.is_empty()
-                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             {
                 return Err(EventError::InvalidAttribute {
                     name: "extension",
@@ -252,7 +257,10 @@ impl WireIn<'_> {
 fn non_empty(v: Option<String>, name: &'static str) -> Result<String, EventError> {
     match v {
         Some(s) if !s.is_empty() => Ok(s),
-        Some(_) => Err(EventError::InvalidAttribute { name, reason: "must not be empty".into() }),
+        Some(_) => Err(EventError::InvalidAttribute {
+            name,
+            reason: "must not be empty".into(),
+        }),
         None => Err(EventError::MissingAttribute(name)),
     }
 }
@@ -260,7 +268,7 @@ fn non_empty(v: Option<String>, name: &'static str) -> Result<String, EventError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{AccessMethod, AccessGranted, UserDeleted};
+    use crate::events::{AccessGranted, AccessMethod, UserDeleted};
 
     fn sample() -> Event {
         crate::EventBuilder::new(
@@ -281,7 +289,8 @@ mod tests {
     #[test]
     fn round_trip_preserves_everything() {
         let mut e = sample();
-        e.extensions.insert("publisher".into(), serde_json::json!("x"));
+        e.extensions
+            .insert("publisher".into(), serde_json::json!("x"));
         let back = Event::from_slice(&e.to_vec().unwrap()).unwrap();
         // time is serialised with millisecond precision
         assert_eq!(format_time(&back.time), format_time(&e.time));
@@ -317,8 +326,7 @@ mod tests {
 
     #[test]
     fn unknown_type_is_named() {
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&sample().to_vec().unwrap()).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_vec().unwrap()).unwrap();
         v["type"] = "door.melted".into();
         let err = Event::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert_eq!(err.to_string(), "unknown event type \"door.melted\"");
@@ -326,10 +334,25 @@ mod tests {
 
     #[test]
     fn payload_must_match_type() {
-        let e = crate::EventBuilder::new(UserDeleted { user_id: "u".into() }, "s").build();
+        let e = crate::EventBuilder::new(
+            UserDeleted {
+                user_id: "u".into(),
+            },
+            "s",
+        )
+        .build();
         let mut v: serde_json::Value = serde_json::from_slice(&e.to_vec().unwrap()).unwrap();
         v["type"] = "door.forced".into();
         let err = Event::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-        assert!(matches!(err, EventError::InvalidData { ty: EventType::DoorForced, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                EventError::InvalidData {
+                    ty: EventType::DoorForced,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -16,7 +16,10 @@ fn accepted_and_rejected_requests_are_counted_by_reason() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async {
             let server = shared("monitoring-service", &[]);
             let app = Router::new()
@@ -38,10 +41,16 @@ fn accepted_and_rejected_requests_are_counted_by_reason() {
                 .await
                 .expect("infallible");
             assert_eq!(ok.status(), 200);
-            let body = axum::body::to_bytes(ok.into_body(), 1024).await.expect("body");
+            let body = axum::body::to_bytes(ok.into_body(), 1024)
+                .await
+                .expect("body");
             assert_eq!(&body[..], b"access-service");
             let missing = app
-                .oneshot(Request::get("/internal/doors").body(Body::empty()).expect("request"))
+                .oneshot(
+                    Request::get("/internal/doors")
+                        .body(Body::empty())
+                        .expect("request"),
+                )
                 .await
                 .expect("infallible");
             assert_eq!(missing.status(), 401);
@@ -53,7 +62,11 @@ fn accepted_and_rejected_requests_are_counted_by_reason() {
         .into_iter()
         .filter(|(key, ..)| key.key().name() == "service_auth_requests_total")
         .map(|(key, _, _, value)| {
-            let labels: Vec<String> = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            let labels: Vec<String> = key
+                .key()
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
             let n = match value {
                 DebugValue::Counter(n) => n,
                 _ => 0,
@@ -61,9 +74,18 @@ fn accepted_and_rejected_requests_are_counted_by_reason() {
             (labels.join(","), n)
         })
         .collect();
-    assert!(counts.contains(&("service=monitoring-service,outcome=accepted,reason=ok".into(), 1)), "{counts:?}");
     assert!(
-        counts.contains(&("service=monitoring-service,outcome=rejected,reason=missing_token".into(), 1)),
+        counts.contains(&(
+            "service=monitoring-service,outcome=accepted,reason=ok".into(),
+            1
+        )),
+        "{counts:?}"
+    );
+    assert!(
+        counts.contains(&(
+            "service=monitoring-service,outcome=rejected,reason=missing_token".into(),
+            1
+        )),
         "{counts:?}"
     );
 }

@@ -39,7 +39,9 @@ async fn perf_auth() {
     let verifier = TokenVerifier::shared_secret(SECRET.as_bytes());
     let t0 = Instant::now();
     for _ in 0..N {
-        verifier.verify(&token, "monitoring-service").expect("verify");
+        verifier
+            .verify(&token, "monitoring-service")
+            .expect("verify");
     }
     let hs_verify = rate(N, t0);
 
@@ -54,23 +56,36 @@ async fn perf_auth() {
     let verifier = TokenVerifier::local(issuer.clone());
     let t0 = Instant::now();
     for _ in 0..N {
-        verifier.verify(&token, "monitoring-service").expect("verify");
+        verifier
+            .verify(&token, "monitoring-service")
+            .expect("verify");
     }
     let ed_verify = rate(N, t0);
 
     // --- events ---
     let policy = PublishPolicy::forten();
-    let shared_pub = EventAuthenticator::new(&shared("access-service", &[]), policy.clone()).expect("pub");
-    let shared_con = EventAuthenticator::verifier_only(shared("analytics-service", &[]).verifier().clone(), policy.clone());
+    let shared_pub =
+        EventAuthenticator::new(&shared("access-service", &[]), policy.clone()).expect("pub");
+    let shared_con = EventAuthenticator::verifier_only(
+        shared("analytics-service", &[]).verifier().clone(),
+        policy.clone(),
+    );
     let local_auth = ServiceAuth::with_local_issuer(
-        ServiceAuthConfig { service_name: "access-service".into(), ..Default::default() },
+        ServiceAuthConfig {
+            service_name: "access-service".into(),
+            ..Default::default()
+        },
         issuer.clone(),
     )
     .expect("local");
     let issuer_pub = EventAuthenticator::new(&local_auth, policy.clone()).expect("pub");
-    let issuer_con = EventAuthenticator::verifier_only(TokenVerifier::local(issuer.clone()), policy);
+    let issuer_con =
+        EventAuthenticator::verifier_only(TokenVerifier::local(issuer.clone()), policy);
     let mut results = Vec::new();
-    for (mode, publisher, consumer) in [("shared", &shared_pub, &shared_con), ("issuer", &issuer_pub, &issuer_con)] {
+    for (mode, publisher, consumer) in [
+        ("shared", &shared_pub, &shared_con),
+        ("issuer", &issuer_pub, &issuer_con),
+    ] {
         let mut events: Vec<_> = (0..N)
             .map(|_| {
                 forten_shared::EventBuilder::new(
@@ -100,18 +115,32 @@ async fn perf_auth() {
     // --- layer overhead (in-process, no socket) ---
     let server = shared("monitoring-service", &[]);
     let open: Router = Router::new().route("/x", get(|| async { "ok" }));
-    let protected: Router = Router::new().route("/x", get(|| async { "ok" })).layer(server.layer(["internal:read"]));
+    let protected: Router = Router::new()
+        .route("/x", get(|| async { "ok" }))
+        .layer(server.layer(["internal:read"]));
     let client = shared("access-service", &["internal:read"]);
-    let header = client.create_auth_header("monitoring-service").await.expect("header");
+    let header = client
+        .create_auth_header("monitoring-service")
+        .await
+        .expect("header");
     let mut per_req = Vec::new();
-    for (app, auth) in [(&open, false), (&protected, true), (&open, false), (&protected, true)] {
+    for (app, auth) in [
+        (&open, false),
+        (&protected, true),
+        (&open, false),
+        (&protected, true),
+    ] {
         let t0 = Instant::now();
         for _ in 0..N {
             let mut req = Request::get("/x");
             if auth {
                 req = req.header("authorization", header.clone());
             }
-            let resp = app.clone().oneshot(req.body(Body::empty()).expect("req")).await.expect("resp");
+            let resp = app
+                .clone()
+                .oneshot(req.body(Body::empty()).expect("req"))
+                .await
+                .expect("resp");
             assert_eq!(resp.status(), 200);
         }
         per_req.push(t0.elapsed().as_secs_f64() * 1e6 / f64::from(N));
@@ -119,7 +148,10 @@ async fn perf_auth() {
     // client side: a cached create_auth_header
     let t0 = Instant::now();
     for _ in 0..N {
-        client.create_auth_header("monitoring-service").await.expect("header");
+        client
+            .create_auth_header("monitoring-service")
+            .await
+            .expect("header");
     }
     let header_rate = rate(N, t0);
 
@@ -134,6 +166,10 @@ async fn perf_auth() {
     println!("create_auth_header (cached)           {header_rate:>10.0} calls/s");
     println!(
         "router unprotected {:.2} us/req, protected {:.2} us/req (second round: {:.2} vs {:.2}); layer cost ~{:.2} us/req",
-        per_req[0], per_req[1], per_req[2], per_req[3], per_req[3] - per_req[2]
+        per_req[0],
+        per_req[1],
+        per_req[2],
+        per_req[3],
+        per_req[3] - per_req[2]
     );
 }

@@ -10,11 +10,19 @@ use crate::support::*;
 /// A shared-secret server protecting `/internal/doors` with `internal:read`.
 async fn shared_server() -> SocketAddr {
     init();
-    serve(protected_app(&shared("monitoring-service", &[]), &["internal:read"])).await
+    serve(protected_app(
+        &shared("monitoring-service", &[]),
+        &["internal:read"],
+    ))
+    .await
 }
 
 async fn expect_rejected(addr: SocketAddr, token: &str, status: u16, reason: &str) {
-    let resp = get_with(&format!("http://{addr}/internal/doors"), Some(&format!("Bearer {token}"))).await;
+    let resp = get_with(
+        &format!("http://{addr}/internal/doors"),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
     assert_problem(resp, status, reason).await;
 }
 
@@ -30,7 +38,11 @@ fn good_claims() -> serde_json::Value {
 async fn control_a_well_formed_token_passes() {
     let addr = shared_server().await;
     let token = hs256(&header(), &good_claims(), SECRET.as_bytes());
-    let resp = get_with(&format!("http://{addr}/internal/doors"), Some(&format!("Bearer {token}"))).await;
+    let resp = get_with(
+        &format!("http://{addr}/internal/doors"),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -47,7 +59,13 @@ async fn expired_is_401() {
     let mut c = good_claims();
     c["iat"] = json!(now() - 900);
     c["exp"] = json!(now() - 600);
-    expect_rejected(addr, &hs256(&header(), &c, SECRET.as_bytes()), 401, "expired").await;
+    expect_rejected(
+        addr,
+        &hs256(&header(), &c, SECRET.as_bytes()),
+        401,
+        "expired",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -55,7 +73,13 @@ async fn not_yet_valid_nbf_is_401() {
     let addr = shared_server().await;
     let mut c = good_claims();
     c["nbf"] = json!(now() + 600);
-    expect_rejected(addr, &hs256(&header(), &c, SECRET.as_bytes()), 401, "not_yet_valid").await;
+    expect_rejected(
+        addr,
+        &hs256(&header(), &c, SECRET.as_bytes()),
+        401,
+        "not_yet_valid",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -64,14 +88,26 @@ async fn issued_in_the_future_is_401() {
     let mut c = good_claims();
     c["iat"] = json!(now() + 600);
     c["exp"] = json!(now() + 900);
-    expect_rejected(addr, &hs256(&header(), &c, SECRET.as_bytes()), 401, "not_yet_valid").await;
+    expect_rejected(
+        addr,
+        &hs256(&header(), &c, SECRET.as_bytes()),
+        401,
+        "not_yet_valid",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn wrong_audience_is_401() {
     let addr = shared_server().await;
     let c = claims("access-service", "analytics-service", "internal:read");
-    expect_rejected(addr, &hs256(&header(), &c, SECRET.as_bytes()), 401, "wrong_audience").await;
+    expect_rejected(
+        addr,
+        &hs256(&header(), &c, SECRET.as_bytes()),
+        401,
+        "wrong_audience",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -79,17 +115,37 @@ async fn wrong_issuer_is_401() {
     let addr = shared_server().await;
     let mut c = good_claims();
     c["iss"] = json!("someone-else");
-    expect_rejected(addr, &hs256(&header(), &c, SECRET.as_bytes()), 401, "wrong_issuer").await;
+    expect_rejected(
+        addr,
+        &hs256(&header(), &c, SECRET.as_bytes()),
+        401,
+        "wrong_issuer",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn missing_scope_is_403() {
     let addr = shared_server().await;
-    let c = claims("access-service", "monitoring-service", "internal:write health:read");
+    let c = claims(
+        "access-service",
+        "monitoring-service",
+        "internal:write health:read",
+    );
     let token = hs256(&header(), &c, SECRET.as_bytes());
-    let resp = get_with(&format!("http://{addr}/internal/doors"), Some(&format!("Bearer {token}"))).await;
-    let challenge = resp.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
-    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("internal:read"), "{challenge}");
+    let resp = get_with(
+        &format!("http://{addr}/internal/doors"),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("internal:read"),
+        "{challenge}"
+    );
     assert_problem(resp, 403, "missing_scope").await;
 }
 
@@ -100,7 +156,12 @@ async fn tampered_payload_is_401() {
     let parts: Vec<&str> = token.split('.').collect();
     let mut c = good_claims();
     c["scope"] = json!("internal:read internal:write admin");
-    let tampered = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(c.to_string().as_bytes()),
+        parts[2]
+    );
     expect_rejected(addr, &tampered, 401, "bad_signature").await;
 }
 
@@ -111,9 +172,19 @@ async fn tampered_signature_is_401() {
     let (input, sig) = token.rsplit_once('.').expect("segments");
     let mut sig = unb64(sig);
     sig[0] ^= 0x01;
-    expect_rejected(addr, &format!("{input}.{}", b64(&sig)), 401, "bad_signature").await;
+    expect_rejected(
+        addr,
+        &format!("{input}.{}", b64(&sig)),
+        401,
+        "bad_signature",
+    )
+    .await;
     // and a token signed with another secret
-    let other = hs256(&header(), &good_claims(), b"another-secret-another-secret-0123");
+    let other = hs256(
+        &header(),
+        &good_claims(),
+        b"another-secret-another-secret-0123",
+    );
     expect_rejected(addr, &other, 401, "bad_signature").await;
 }
 
@@ -144,7 +215,12 @@ async fn other_algorithms_are_401_in_shared_secret_mode() {
     // an EdDSA token from some issuer
     let issuer = TokenIssuer::new(IssuerConfig::new(policy())).expect("issuer");
     let eddsa = issuer
-        .sign(&ServiceClaims::new("access-service", "monitoring-service", &["internal:read".into()], 60))
+        .sign(&ServiceClaims::new(
+            "access-service",
+            "monitoring-service",
+            &["internal:read".into()],
+            60,
+        ))
         .expect("sign");
     expect_rejected(addr, &eddsa, 401, "alg_not_allowed").await;
 }
@@ -172,13 +248,21 @@ async fn garbage_headers_are_401() {
     // non-ASCII bytes in the header value
     let resp = reqwest::Client::new()
         .get(&url)
-        .header("authorization", reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").expect("opaque"))
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").expect("opaque"),
+        )
         .send()
         .await
         .expect("request");
     assert_problem(resp, 401, "missing_token").await;
     // the unprotected route is unaffected
-    assert_eq!(get_with(&format!("http://{addr}/open"), Some("Bearer garbage")).await.status(), 200);
+    assert_eq!(
+        get_with(&format!("http://{addr}/open"), Some("Bearer garbage"))
+            .await
+            .status(),
+        200
+    );
 }
 
 // --- issuer mode ---
@@ -195,13 +279,28 @@ async fn issuer_server() -> (std::sync::Arc<TokenIssuer>, String, SocketAddr) {
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_is_401() {
     let (issuer, url, addr) = issuer_server().await;
-    let jwks: serde_json::Value = reqwest::get(format!("{url}/.well-known/jwks.json")).await.expect("jwks").json().await.expect("json");
+    let jwks: serde_json::Value = reqwest::get(format!("{url}/.well-known/jwks.json"))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
     let jwk = &jwks["keys"][0];
     let kid = issuer.active_kid();
     let h = json!({"alg": "HS256", "typ": "JWT", "kid": kid});
     // the classic confusion: the public key (raw bytes, its base64 text, the JWK JSON) as HMAC secret
-    for secret in [unb64(jwk["x"].as_str().expect("x")), jwk["x"].as_str().expect("x").as_bytes().to_vec(), jwk.to_string().into_bytes()] {
-        expect_rejected(addr, &hs256(&h, &good_claims(), &secret), 401, "alg_not_allowed").await;
+    for secret in [
+        unb64(jwk["x"].as_str().expect("x")),
+        jwk["x"].as_str().expect("x").as_bytes().to_vec(),
+        jwk.to_string().into_bytes(),
+    ] {
+        expect_rejected(
+            addr,
+            &hs256(&h, &good_claims(), &secret),
+            401,
+            "alg_not_allowed",
+        )
+        .await;
     }
 }
 
@@ -210,7 +309,9 @@ async fn alg_none_is_401_in_issuer_mode() {
     let (issuer, _url, addr) = issuer_server().await;
     let unsigned = format!(
         "{}.{}.",
-        b64(json!({"alg": "none", "kid": issuer.active_kid()}).to_string().as_bytes()),
+        b64(json!({"alg": "none", "kid": issuer.active_kid()})
+            .to_string()
+            .as_bytes()),
         b64(good_claims().to_string().as_bytes())
     );
     expect_rejected(addr, &unsigned, 401, "alg_not_allowed").await;
@@ -222,13 +323,21 @@ async fn unknown_kid_is_401() {
     // a well-formed EdDSA token from an issuer nobody trusts
     let rogue = TokenIssuer::new(IssuerConfig::new(policy())).expect("rogue issuer");
     let token = rogue
-        .sign(&ServiceClaims::new("access-service", "monitoring-service", &["internal:read".into()], 60))
+        .sign(&ServiceClaims::new(
+            "access-service",
+            "monitoring-service",
+            &["internal:read".into()],
+            60,
+        ))
         .expect("sign");
     expect_rejected(addr, &token, 401, "unknown_kid").await;
     // no kid at all
     let (input, sig) = token.rsplit_once('.').expect("segments");
     let (_, payload) = input.split_once('.').expect("segments");
-    let no_kid = format!("{}.{payload}.{sig}", b64(json!({"alg": "EdDSA"}).to_string().as_bytes()));
+    let no_kid = format!(
+        "{}.{payload}.{sig}",
+        b64(json!({"alg": "EdDSA"}).to_string().as_bytes())
+    );
     expect_rejected(addr, &no_kid, 401, "unknown_kid").await;
 }
 
@@ -236,24 +345,49 @@ async fn unknown_kid_is_401() {
 async fn tampered_eddsa_token_is_401() {
     let (issuer, _url, addr) = issuer_server().await;
     let token = issuer
-        .sign(&ServiceClaims::new("access-service", "monitoring-service", &["internal:read".into()], 60))
+        .sign(&ServiceClaims::new(
+            "access-service",
+            "monitoring-service",
+            &["internal:read".into()],
+            60,
+        ))
         .expect("sign");
-    let resp = get_with(&format!("http://{addr}/internal/doors"), Some(&format!("Bearer {token}"))).await;
+    let resp = get_with(
+        &format!("http://{addr}/internal/doors"),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
     assert_eq!(resp.status(), 200, "control");
     let parts: Vec<&str> = token.split('.').collect();
     let mut c: serde_json::Value = serde_json::from_slice(&unb64(parts[1])).expect("claims");
     c["sub"] = json!("auth-service");
-    let tampered = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(c.to_string().as_bytes()),
+        parts[2]
+    );
     expect_rejected(addr, &tampered, 401, "bad_signature").await;
     let mut sig = unb64(parts[2]);
     sig[10] ^= 0x80;
-    expect_rejected(addr, &format!("{}.{}.{}", parts[0], parts[1], b64(&sig)), 401, "bad_signature").await;
+    expect_rejected(
+        addr,
+        &format!("{}.{}.{}", parts[0], parts[1], b64(&sig)),
+        401,
+        "bad_signature",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn expired_eddsa_token_is_401() {
     let (issuer, _url, addr) = issuer_server().await;
-    let mut c = ServiceClaims::new("access-service", "monitoring-service", &["internal:read".into()], 60);
+    let mut c = ServiceClaims::new(
+        "access-service",
+        "monitoring-service",
+        &["internal:read".into()],
+        60,
+    );
     c.iat -= 3600;
     c.exp -= 3600;
     expect_rejected(addr, &issuer.sign(&c).expect("sign"), 401, "expired").await;

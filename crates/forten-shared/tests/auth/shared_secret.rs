@@ -10,8 +10,15 @@ async fn round_trip_over_http() {
     let server = shared("monitoring-service", &[]);
     let addr = serve(protected_app(&server, &["internal:read"])).await;
     let client = shared("access-service", &["internal:read"]);
-    let header = client.create_auth_header("monitoring-service").await.expect("header");
-    let resp = get_with(&format!("http://{addr}/internal/doors"), header.to_str().ok()).await;
+    let header = client
+        .create_auth_header("monitoring-service")
+        .await
+        .expect("header");
+    let resp = get_with(
+        &format!("http://{addr}/internal/doors"),
+        header.to_str().ok(),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["name"], "access-service");
@@ -25,14 +32,22 @@ async fn claims_are_exactly_spec_section_7() {
     let client = shared("access-service", &["internal:read", "internal:write"]);
     let token = client.token("monitoring-service").await.expect("token");
     let claims = verify_hs256_independently(&token, SECRET.as_bytes());
-    let mut keys: Vec<&str> = claims.as_object().expect("object").keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = claims
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
     assert_eq!(keys, ["aud", "exp", "iat", "iss", "jti", "scope", "sub"]);
     assert_eq!(claims["iss"], "forten");
     assert_eq!(claims["sub"], "access-service");
     assert_eq!(claims["aud"], "monitoring-service");
     assert_eq!(claims["scope"], "internal:read internal:write");
-    let (iat, exp) = (claims["iat"].as_u64().expect("iat"), claims["exp"].as_u64().expect("exp"));
+    let (iat, exp) = (
+        claims["iat"].as_u64().expect("iat"),
+        claims["exp"].as_u64().expect("exp"),
+    );
     assert_eq!(exp - iat, 300, "short-lived: 5 minutes");
 }
 
@@ -50,7 +65,10 @@ async fn token_verifies_with_an_independent_hs256_implementation() {
         SECRET.as_bytes(),
     );
     let server = shared("monitoring-service", &[]);
-    assert_eq!(server.verify(&handmade).expect("verifies").name, "api-gateway");
+    assert_eq!(
+        server.verify(&handmade).expect("verifies").name,
+        "api-gateway"
+    );
 }
 
 #[test]
@@ -58,7 +76,10 @@ fn configuration_is_validated() {
     init();
     let short = ServiceAuth::new(ServiceAuthConfig::shared_secret("a", "short"));
     assert!(matches!(short, Err(AuthError::Config(m)) if m.contains("JWT_SECRET")));
-    let missing = ServiceAuth::new(ServiceAuthConfig { service_name: "a".into(), ..Default::default() });
+    let missing = ServiceAuth::new(ServiceAuthConfig {
+        service_name: "a".into(),
+        ..Default::default()
+    });
     assert!(matches!(missing, Err(AuthError::Config(m)) if m.contains("JWT_SECRET")));
     let nameless = ServiceAuth::new(ServiceAuthConfig::shared_secret("", SECRET));
     assert!(matches!(nameless, Err(AuthError::Config(_))));
@@ -66,5 +87,8 @@ fn configuration_is_validated() {
     assert!(matches!(no_secret, Err(AuthError::Config(m)) if m.contains("SERVICE_SECRET")));
     let bad_url = ServiceAuth::new(ServiceAuthConfig::issuer("a", "s", "ftp://x"));
     assert!(matches!(bad_url, Err(AuthError::Config(_))));
-    assert_eq!("shared-secret".parse::<AuthMode>(), Ok(AuthMode::SharedSecret));
+    assert_eq!(
+        "shared-secret".parse::<AuthMode>(),
+        Ok(AuthMode::SharedSecret)
+    );
 }

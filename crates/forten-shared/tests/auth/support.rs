@@ -19,7 +19,10 @@ pub(crate) const SECRET: &str = "test-jwt-secret-0123456789abcdef-0123456789";
 /// Installs the crypto provider and a test-writer subscriber (idempotent).
 pub(crate) fn init() {
     forten_shared::auth::install_crypto_provider();
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("forten_shared=debug").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("forten_shared=debug")
+        .try_init();
 }
 
 /// Serves `app` on an ephemeral loopback port; the server lives as long as the runtime.
@@ -46,7 +49,9 @@ pub(crate) fn protected_app(auth: &ServiceAuth, scopes: &[&str]) -> Router {
             }),
         )
         .layer(auth.layer(scopes.iter().copied()));
-    Router::new().merge(protected).route("/open", get(|| async { "open" }))
+    Router::new()
+        .merge(protected)
+        .route("/open", get(|| async { "open" }))
 }
 
 /// A shared-secret identity.
@@ -99,7 +104,10 @@ pub(crate) fn issuer_mode(name: &str, secret: &str, url: &str, scopes: &[&str]) 
 
 /// Seconds since the epoch.
 pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 /// base64url without padding.
@@ -109,7 +117,9 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 
 /// Decodes base64url without padding.
 pub(crate) fn unb64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).expect("base64url")
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .expect("base64url")
 }
 
 /// Valid SPEC §7 claims from `sub` to `aud`, overridable.
@@ -120,8 +130,16 @@ pub(crate) fn claims(sub: &str, aud: &str, scope: &str) -> serde_json::Value {
 }
 
 /// Signs arbitrary claims with HS256 and `secret`, by hand (independent of jsonwebtoken).
-pub(crate) fn hs256(header: &serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
-    let signing_input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+pub(crate) fn hs256(
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+    secret: &[u8],
+) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac key");
     mac.update(signing_input.as_bytes());
     format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
@@ -132,7 +150,8 @@ pub(crate) fn verify_hs256_independently(token: &str, secret: &[u8]) -> serde_js
     let (input, sig) = token.rsplit_once('.').expect("three segments");
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac key");
     mac.update(input.as_bytes());
-    mac.verify_slice(&unb64(sig)).expect("independent HS256 verification");
+    mac.verify_slice(&unb64(sig))
+        .expect("independent HS256 verification");
     let (header, payload) = input.split_once('.').expect("header.payload");
     let header: serde_json::Value = serde_json::from_slice(&unb64(header)).expect("header json");
     assert_eq!(header["alg"], "HS256");
@@ -146,8 +165,11 @@ pub(crate) fn verify_eddsa_independently(token: &str, x: &str) -> serde_json::Va
     let key_bytes: [u8; 32] = unb64(x).try_into().expect("32-byte key");
     let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).expect("ed25519 key");
     let sig: [u8; 64] = unb64(sig).try_into().expect("64-byte signature");
-    key.verify(input.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig))
-        .expect("independent EdDSA verification");
+    key.verify(
+        input.as_bytes(),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .expect("independent EdDSA verification");
     let (header, payload) = input.split_once('.').expect("header.payload");
     let header: serde_json::Value = serde_json::from_slice(&unb64(header)).expect("header json");
     assert_eq!(header["alg"], "EdDSA");
@@ -157,7 +179,12 @@ pub(crate) fn verify_eddsa_independently(token: &str, x: &str) -> serde_json::Va
 /// Asserts a problem+json rejection with `status` and `reason`, and a Bearer challenge.
 pub(crate) async fn assert_problem(resp: reqwest::Response, status: u16, reason: &str) {
     assert_eq!(resp.status().as_u16(), status, "status");
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     assert_eq!(ct, "application/problem+json");
     let challenge = resp
         .headers()
@@ -165,7 +192,10 @@ pub(crate) async fn assert_problem(resp: reqwest::Response, status: u16, reason:
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    assert!(challenge.starts_with("Bearer realm=\"forten\""), "challenge {challenge:?}");
+    assert!(
+        challenge.starts_with("Bearer realm=\"forten\""),
+        "challenge {challenge:?}"
+    );
     let body: serde_json::Value = resp.json().await.expect("problem json");
     assert_eq!(body["status"], status);
     assert_eq!(body["reason"], reason, "{body}");

@@ -14,7 +14,11 @@ fn users() -> UserAuth {
 }
 
 fn user(role: Role) -> UserIdentity {
-    UserIdentity { user_id: format!("u-{role:?}"), email: "a@example.com".into(), role }
+    UserIdentity {
+        user_id: format!("u-{role:?}"),
+        email: "a@example.com".into(),
+        role,
+    }
 }
 
 #[test]
@@ -35,21 +39,43 @@ async fn roles_are_enforced_by_the_layer() {
     let app = Router::new()
         .route("/api/users", get(|| async { "admins only" }))
         .layer(users.layer([Role::Admin]));
-    let app = Router::new()
-        .merge(app)
-        .merge(Router::new().route("/api/alerts", get(|| async { "ops" })).layer(users.layer([Role::Admin, Role::Operator])));
+    let app = Router::new().merge(app).merge(
+        Router::new()
+            .route("/api/alerts", get(|| async { "ops" }))
+            .layer(users.layer([Role::Admin, Role::Operator])),
+    );
     let addr = serve(app).await;
     let call = move |path: &'static str, token: Option<String>| async move {
-        get_with(&format!("http://{addr}{path}"), token.map(|t| format!("Bearer {t}")).as_deref()).await
+        get_with(
+            &format!("http://{addr}{path}"),
+            token.map(|t| format!("Bearer {t}")).as_deref(),
+        )
+        .await
     };
     let admin = users.issue(&user(Role::Admin)).expect("admin token");
     assert_eq!(admin.expires_in, 3600);
-    let operator = users.issue(&user(Role::Operator)).expect("operator token").token;
+    let operator = users
+        .issue(&user(Role::Operator))
+        .expect("operator token")
+        .token;
     let plain = users.issue(&user(Role::User)).expect("user token").token;
 
-    assert_eq!(call("/api/users", Some(admin.token.clone())).await.status(), 200);
-    assert_problem(call("/api/users", Some(operator.clone())).await, 403, "missing_scope").await;
-    assert_problem(call("/api/users", Some(plain.clone())).await, 403, "missing_scope").await;
+    assert_eq!(
+        call("/api/users", Some(admin.token.clone())).await.status(),
+        200
+    );
+    assert_problem(
+        call("/api/users", Some(operator.clone())).await,
+        403,
+        "missing_scope",
+    )
+    .await;
+    assert_problem(
+        call("/api/users", Some(plain.clone())).await,
+        403,
+        "missing_scope",
+    )
+    .await;
     assert_eq!(call("/api/alerts", Some(operator)).await.status(), 200);
     assert_problem(call("/api/alerts", Some(plain)).await, 403, "missing_scope").await;
     assert_problem(call("/api/users", None).await, 401, "missing_token").await;
@@ -59,11 +85,20 @@ async fn roles_are_enforced_by_the_layer() {
 async fn service_and_user_tokens_are_not_interchangeable() {
     init();
     let users = users();
-    let service_token = shared("api-gateway", &["internal:read"]).token("auth-service").await.expect("token");
-    assert!(users.verify(&service_token).is_err(), "service token is no user token");
+    let service_token = shared("api-gateway", &["internal:read"])
+        .token("auth-service")
+        .await
+        .expect("token");
+    assert!(
+        users.verify(&service_token).is_err(),
+        "service token is no user token"
+    );
     let user_token = users.issue(&user(Role::Admin)).expect("token").token;
     let auth_service = shared("auth-service", &[]);
-    assert!(auth_service.verify(&user_token).is_err(), "user token is no service token");
+    assert!(
+        auth_service.verify(&user_token).is_err(),
+        "user token is no service token"
+    );
 }
 
 #[test]
@@ -73,14 +108,29 @@ fn user_token_rejections() {
     let now = now();
     let claims = serde_json::json!({"iss":"forten","sub":"u1","aud":"forten-api","email":"a@b.c","role":"admin",
         "iat": now - 7200, "exp": now - 3600, "jti":"j"});
-    let expired = hs256(&serde_json::json!({"alg":"HS256"}), &claims, SECRET.as_bytes());
+    let expired = hs256(
+        &serde_json::json!({"alg":"HS256"}),
+        &claims,
+        SECRET.as_bytes(),
+    );
     assert_eq!(users.verify(&expired), Err(TokenError::Expired));
     let mut wrong_role = claims.clone();
     wrong_role["exp"] = serde_json::json!(now + 60);
     wrong_role["role"] = serde_json::json!("superuser");
-    let t = hs256(&serde_json::json!({"alg":"HS256"}), &wrong_role, SECRET.as_bytes());
-    assert!(matches!(users.verify(&t), Err(TokenError::InvalidClaims(_))));
+    let t = hs256(
+        &serde_json::json!({"alg":"HS256"}),
+        &wrong_role,
+        SECRET.as_bytes(),
+    );
+    assert!(matches!(
+        users.verify(&t),
+        Err(TokenError::InvalidClaims(_))
+    ));
     assert_eq!(users.verify("garbage"), Err(TokenError::Malformed));
-    let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims.to_string().as_bytes()));
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none"}"#),
+        b64(claims.to_string().as_bytes())
+    );
     assert!(users.verify(&none).is_err());
 }

@@ -18,4 +18,4 @@ pub mod events;
 
 pub use self::auth::{ServiceAuth, ServiceAuthConfig, ServiceAuthLayer, ServiceIdentity};
 pub use self::context::RequestContext;
-pub use self::events::{Event, EventBuilder, EventType};
+pub use self::events::{Event, EventBuilder, EventBus, EventPublisher, EventType};

@@ -1,0 +1,334 @@
+//! [`EventBus`]: one API over RabbitMQ and an in-process transport.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use super::memory::MemoryBus;
+#[cfg(feature = "rabbitmq")]
+use super::rabbitmq::{RabbitBus, RabbitConfig};
+use super::{Event, EventError, Handler, Subscribe, pipeline::Processor};
+
+/// Errors of the event bus.
+///
+/// ```
+/// use forten_shared::events::BusError;
+/// assert_eq!(BusError::Closed.to_string(), "event bus is shut down");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The broker could not be reached in time.
+    #[error("cannot connect to RabbitMQ at {url}: {reason}")]
+    Connect {
+        /// Broker URL with the password hidden.
+        url: String,
+        /// Last error seen.
+        reason: String,
+    },
+    /// The broker URL is not a valid AMQP URI.
+    #[error("invalid RabbitMQ URL: {0}")]
+    InvalidUrl(String),
+    /// A publish was not confirmed by the broker before the publish timeout.
+    #[error("publish not confirmed within {0:?}")]
+    PublishTimeout(Duration),
+    /// The subscription settings are invalid.
+    #[error("invalid subscription {0}")]
+    InvalidSubscription(String),
+    /// The event could not be serialised.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// A broker operation failed.
+    #[error("broker error: {0}")]
+    Broker(String),
+    /// The bus was shut down.
+    #[error("event bus is shut down")]
+    Closed,
+}
+
+/// A change of the bus's connection, from [`EventBus::connection_events`] (the guide's
+/// `rabbitmq.on('error', …)`).
+///
+/// ```
+/// use forten_shared::events::ConnectionEvent;
+/// let e = ConnectionEvent::Disconnected { reason: "socket closed".into() };
+/// assert!(matches!(e, ConnectionEvent::Disconnected { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// First connection established.
+    Connected,
+    /// The connection was lost.
+    Disconnected {
+        /// What happened.
+        reason: String,
+    },
+    /// A connection attempt or broker operation failed.
+    Error {
+        /// What happened.
+        message: String,
+    },
+    /// Connected again after a loss; topology and subscriptions are restored.
+    Reconnected,
+}
+
+/// A dead-lettered message, as listed by [`EventBus::dead_letters`].
+///
+/// ```
+/// # use forten_shared::events::DeadLetter;
+/// fn show(d: &DeadLetter) -> String { format!("{} after {} attempts: {}", d.routing_key, d.attempts, d.error) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The body, unchanged (usually a CloudEvent, or whatever invalid bytes arrived).
+    pub body: Vec<u8>,
+    /// `x-forten-error`.
+    pub error: String,
+    /// `x-forten-attempts`.
+    pub attempts: u32,
+    /// `x-forten-original-routing-key`.
+    pub routing_key: String,
+    /// `x-forten-first-failure`.
+    pub first_failure: String,
+    /// `x-forten-last-failure`.
+    pub last_failure: String,
+}
+
+/// A running subscription. Dropping the handle does not stop it; [`EventBus::shutdown`] does.
+///
+/// ```no_run
+/// # async fn f(sub: forten_shared::events::SubscriptionHandle) {
+/// sub.pause();   // stop taking messages; they wait in the queue
+/// sub.resume();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SubscriptionHandle {
+    pub(crate) queue: String,
+    pub(crate) paused: Arc<watch::Sender<bool>>,
+}
+
+impl SubscriptionHandle {
+    pub(crate) fn new(queue: String) -> Self {
+        Self {
+            queue,
+            paused: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// The subscription's queue.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Stops taking new messages (in-flight handlers finish); they wait in the queue.
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Takes messages again.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Whether it is paused.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+}
+
+#[derive(Debug)]
+enum Transport {
+    Memory(MemoryBus),
+    #[cfg(feature = "rabbitmq")]
+    Rabbit(RabbitBus),
+}
+
+/// The event bus: publish events and run durable subscriptions, over RabbitMQ or in-process,
+/// with the same semantics (topic patterns, named queues, retries without blocking the queue,
+/// DLQ, at-least-once delivery).
+///
+/// Cloning is cheap; clones share the connection.
+///
+/// ```
+/// use std::time::Duration;
+/// use forten_shared::{EventBus, EventBuilder, EventType, events::{Subscribe, UserDeleted}};
+///
+/// # tokio_test::block_on(async {
+/// let bus = EventBus::in_process("auth-service");
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// bus.subscribe(Subscribe::new("audit.users").pattern("user.*"), move |event: forten_shared::Event| {
+///     let tx = tx.clone();
+///     async move { let _ = tx.send(event.id); }
+/// }).await?;
+/// let event = EventBuilder::create(EventType::UserDeleted, UserDeleted { user_id: "1".into() }, "auth-service")?;
+/// bus.publish(&event).await?;
+/// assert_eq!(rx.recv().await, Some(event.id.clone()));
+/// bus.shutdown(Duration::from_secs(1)).await;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    service: Arc<str>,
+    transport: Arc<Transport>,
+}
+
+impl EventBus {
+    /// An in-process bus (no broker): for `forten up` without `RABBITMQ_URL`, and for tests.
+    pub fn in_process(service: impl Into<String>) -> Self {
+        let service: Arc<str> = service.into().into();
+        Self {
+            transport: Arc::new(Transport::Memory(MemoryBus::new(service.clone()))),
+            service,
+        }
+    }
+
+    /// Connects to RabbitMQ, declares the `forten.events` exchange and starts the connection
+    /// supervisor. Fails within `config.connect_timeout` when the broker cannot be reached.
+    ///
+    /// ```no_run
+    /// use forten_shared::{EventBus, events::RabbitConfig};
+    /// # async fn f() -> Result<(), forten_shared::events::BusError> {
+    /// let bus = EventBus::rabbitmq("auth-service", RabbitConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f")).await?;
+    /// assert!(bus.is_connected());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rabbitmq")]
+    pub async fn rabbitmq(
+        service: impl Into<String>,
+        config: RabbitConfig,
+    ) -> Result<Self, BusError> {
+        let service: Arc<str> = service.into().into();
+        let bus = RabbitBus::connect(service.clone(), config).await?;
+        Ok(Self {
+            transport: Arc::new(Transport::Rabbit(bus)),
+            service,
+        })
+    }
+
+    /// The service this bus publishes and consumes for.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Publishes one event; returns once the broker confirmed it (persisted). A publish that is
+    /// not confirmed (connection lost, confirm timed out) is sent again until it is, or until
+    /// the publish timeout.
+    pub async fn publish(&self, event: &Event) -> Result<(), BusError> {
+        let body = event.to_vec()?;
+        let ty = event.event_type().as_str();
+        match &*self.transport {
+            Transport::Memory(m) => m.publish(ty, body.into())?,
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.publish(ty, body.into(), &event.id).await?,
+        }
+        metrics::counter!("events_published_total", "service" => self.service.to_string(), "type" => ty)
+            .increment(1);
+        Ok(())
+    }
+
+    /// Publishes many events with their confirms pipelined (many in flight at once); returns
+    /// once all are confirmed, or the first error.
+    pub async fn publish_all(&self, events: &[Event]) -> Result<(), BusError> {
+        use futures_util::TryStreamExt;
+        futures_util::stream::iter(events.iter().map(Ok))
+            .try_for_each_concurrent(512, |e| self.publish(e))
+            .await
+    }
+
+    /// Starts a durable subscription: declares its queue (and `<queue>.dlq`), binds the
+    /// patterns, and runs `handler` for each event, with the subscription's retries.
+    pub async fn subscribe(
+        &self,
+        sub: Subscribe,
+        handler: impl Handler,
+    ) -> Result<SubscriptionHandle, BusError> {
+        sub.validate()?;
+        let processor = Arc::new(Processor {
+            service: self.service.clone(),
+            sub,
+            handler: Arc::new(handler),
+        });
+        match &*self.transport {
+            Transport::Memory(m) => m.subscribe(processor),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.subscribe(processor).await,
+        }
+    }
+
+    /// Whether the bus is connected to its broker (always true in-process).
+    pub fn is_connected(&self) -> bool {
+        match &*self.transport {
+            Transport::Memory(_) => true,
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.is_connected(),
+        }
+    }
+
+    /// A stream of connection changes.
+    pub fn connection_events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        match &*self.transport {
+            Transport::Memory(m) => m.connection_events(),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.connection_events(),
+        }
+    }
+
+    /// Lists up to `limit` messages of `<queue>.dlq` without removing them.
+    pub async fn dead_letters(
+        &self,
+        queue: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        match &*self.transport {
+            Transport::Memory(m) => Ok(m.dead_letters(queue, limit)),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.dead_letters(queue, limit).await,
+        }
+    }
+
+    /// Moves up to `limit` messages from `<queue>.dlq` back to `<queue>` (attempts reset);
+    /// returns how many were moved.
+    pub async fn replay_dead_letters(&self, queue: &str, limit: usize) -> Result<usize, BusError> {
+        match &*self.transport {
+            Transport::Memory(m) => Ok(m.replay_dead_letters(queue, limit)),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.replay_dead_letters(queue, limit).await,
+        }
+    }
+
+    /// Empties `<queue>.dlq`; returns how many messages were removed.
+    pub async fn purge_dead_letters(&self, queue: &str) -> Result<usize, BusError> {
+        match &*self.transport {
+            Transport::Memory(m) => Ok(m.purge_dead_letters(queue)),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.purge_dead_letters(queue).await,
+        }
+    }
+
+    /// Deletes a subscription's queues (`<queue>`, `<queue>.dlq` and its retry queues), with
+    /// their messages. For tests and decommissioning; the subscription must be stopped.
+    pub async fn delete_queues(&self, queue: &str) -> Result<(), BusError> {
+        match &*self.transport {
+            Transport::Memory(m) => {
+                m.delete_queues(queue);
+                Ok(())
+            }
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.delete_queues(queue).await,
+        }
+    }
+
+    /// Graceful shutdown: stops consuming, lets in-flight handlers finish (and acknowledges
+    /// them) until `deadline`, leaves what is unfinished unacknowledged for redelivery, and
+    /// closes the connection. Publishing afterwards fails with [`BusError::Closed`].
+    pub async fn shutdown(&self, deadline: Duration) {
+        match &*self.transport {
+            Transport::Memory(m) => m.shutdown(deadline).await,
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.shutdown(deadline).await,
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The RabbitMQ transport (lapin): topology of SPEC §4, persistent messages with pipelined
+//! publisher confirms, manual acks, delayed retries through TTL queues, `<queue>.dlq`, and a
+//! connection supervisor of our own.
+//!
+//! Topology, all durable:
+//!
+//! | name | kind | purpose |
+//! | --- | --- | --- |
+//! | `forten.events` | topic exchange | every event, routing key = event type |
+//! | `<queue>` | queue | a subscription, bound by its patterns |
+//! | `<queue>.retry.<ms>` | queue | failed events wait `<ms>` (TTL) then dead-letter back to `<queue>`; removed after 10 idle minutes |
+//! | `<queue>.dlq` | queue | events that exhausted their retries, were rejected or were invalid, with `x-forten-*` headers |
+
+mod config;
+mod connection;
+mod consumer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lapin::BasicProperties;
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::FieldTable;
+use tokio::sync::broadcast;
+
+pub use self::config::RabbitConfig;
+use self::connection::Shared;
+use self::consumer::{ConsumerTask, RetryQueues, declare_topology, failure_of};
+use super::CONTENT_TYPE;
+use super::bus::{BusError, ConnectionEvent, DeadLetter, SubscriptionHandle};
+use super::pipeline::{H_ATTEMPTS, H_ERROR, H_FIRST_FAILURE, H_LAST_FAILURE, H_QUEUE, Processor};
+
+#[derive(Debug)]
+pub(crate) struct RabbitBus {
+    shared: Arc<Shared>,
+    retry_queues: Arc<RetryQueues>,
+    /// Properties of every published event, built once.
+    props: BasicProperties,
+}
+
+fn broker(e: lapin::Error) -> BusError {
+    BusError::Broker(e.to_string())
+}
+
+impl RabbitBus {
+    pub(crate) async fn connect(service: Arc<str>, config: RabbitConfig) -> Result<Self, BusError> {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(CONTENT_TYPE.into())
+            .with_app_id(service.as_ref().into());
+        let shared = Shared::start(service, config).await?;
+        Ok(Self {
+            shared,
+            retry_queues: Arc::default(),
+            props,
+        })
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        routing_key: &str,
+        body: Bytes,
+        message_id: &str,
+    ) -> Result<(), BusError> {
+        let props = self.props.clone().with_message_id(message_id.into());
+        self.shared
+            .publish(&self.shared.config.exchange, routing_key, &body, &props)
+            .await
+    }
+
+    pub(crate) async fn subscribe(
+        &self,
+        processor: Arc<Processor>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        if self.shared.stop.is_cancelled() {
+            return Err(BusError::Closed);
+        }
+        // Declare once here so that a topology conflict (e.g. the queue exists with other
+        // arguments) is reported to the caller instead of looping in the background.
+        self.with_channel(|ch| {
+            let sub = processor.sub.clone();
+            let exchange = self.shared.config.exchange.clone();
+            async move { declare_topology(&ch, &exchange, &sub).await.map_err(broker) }
+        })
+        .await?;
+        let handle = SubscriptionHandle::new(processor.sub.queue.clone());
+        let task = ConsumerTask {
+            shared: self.shared.clone(),
+            processor,
+            paused: handle.paused.subscribe(),
+            retry_queues: self.retry_queues.clone(),
+        };
+        self.shared.tracker.spawn(task.run());
+        Ok(handle)
+    }
+
+    /// Runs `f` on a fresh channel of the current connection, then closes the channel (which
+    /// also returns to their queue any messages `f` fetched and did not acknowledge).
+    async fn with_channel<T, F, Fut>(&self, f: F) -> Result<T, BusError>
+    where
+        F: FnOnce(lapin::Channel) -> Fut,
+        Fut: Future<Output = Result<T, BusError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.shared.config.connect_timeout;
+        let live = self
+            .shared
+            .live(None, Some(deadline))
+            .await
+            .ok_or_else(|| BusError::Connect {
+                url: self.shared.config.redacted_url(),
+                reason: "not connected".into(),
+            })?;
+        let channel = live.conn.create_channel().await.map_err(broker)?;
+        let result = f(channel.clone()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), channel.close(200, "done".into())).await;
+        result
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.shared.is_connected()
+    }
+
+    pub(crate) fn connection_events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.shared.connection_events()
+    }
+
+    pub(crate) async fn dead_letters(
+        &self,
+        queue: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        let dlq = format!("{queue}.dlq");
+        self.with_channel(|ch| async move {
+            let mut out = Vec::new();
+            while out.len() < limit {
+                let Some(msg) = ch
+                    .basic_get(dlq.as_str().into(), BasicGetOptions::default())
+                    .await
+                    .map_err(broker)?
+                else {
+                    break;
+                };
+                let f = failure_of(&msg.delivery.properties, msg.delivery.routing_key.as_str());
+                out.push(DeadLetter {
+                    body: msg.delivery.data.clone(),
+                    error: f.error,
+                    attempts: f.attempts,
+                    routing_key: f.routing_key,
+                    first_failure: f.first_failure,
+                    last_failure: f.last_failure,
+                });
+            }
+            // not acknowledged: closing the channel puts them back in order
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(crate) async fn replay_dead_letters(
+        &self,
+        queue: &str,
+        limit: usize,
+    ) -> Result<usize, BusError> {
+        let dlq = format!("{queue}.dlq");
+        let shared = self.shared.clone();
+        self.with_channel(|ch| async move {
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(broker)?;
+            let mut n = 0;
+            while n < limit {
+                let Some(msg) = ch
+                    .basic_get(dlq.as_str().into(), BasicGetOptions::default())
+                    .await
+                    .map_err(broker)?
+                else {
+                    break;
+                };
+                let props = &msg.delivery.properties;
+                // back to the queue alone (not to every subscriber of its type), attempts reset
+                let mut headers = props.headers().clone().unwrap_or_default();
+                let kept: FieldTable = {
+                    let mut t = FieldTable::default();
+                    for (k, v) in headers.inner() {
+                        if ![
+                            H_ATTEMPTS,
+                            H_ERROR,
+                            H_FIRST_FAILURE,
+                            H_LAST_FAILURE,
+                            H_QUEUE,
+                        ]
+                        .contains(&k.as_str())
+                        {
+                            t.insert(k.clone(), v.clone());
+                        }
+                    }
+                    t
+                };
+                headers = kept;
+                let props = props.clone().with_headers(headers);
+                shared
+                    .publish("", queue, &msg.delivery.data, &props)
+                    .await?;
+                msg.delivery
+                    .acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(broker)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    pub(crate) async fn purge_dead_letters(&self, queue: &str) -> Result<usize, BusError> {
+        let dlq = format!("{queue}.dlq");
+        self.with_channel(|ch| async move {
+            let n = ch
+                .queue_purge(dlq.as_str().into(), QueuePurgeOptions::default())
+                .await
+                .map_err(broker)?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_queues(&self, queue: &str) -> Result<(), BusError> {
+        let mut names = vec![queue.to_owned(), format!("{queue}.dlq")];
+        names.extend(self.retry_queues.of(queue));
+        self.with_channel(|ch| async move {
+            for name in names {
+                ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                    .await
+                    .map_err(broker)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn shutdown(&self, deadline: Duration) {
+        self.shared.shutdown(deadline).await;
+    }
+}

@@ -1,6 +1,7 @@
 //! Token verification shared by the layer and the event authenticator.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -31,11 +32,26 @@ pub struct TokenVerifier {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     keys: KeySource,
     leeway: u64,
+    /// Tokens already verified, until they expire: a caller reuses its token for minutes, so a
+    /// protected hot path pays one map lookup instead of a signature check. std `RwLock`, never
+    /// held across an await; bounded by [`VERIFIED_CACHE_MAX`].
+    verified: RwLock<HashMap<String, Arc<ServiceClaims>>>,
 }
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("keys", &self.keys)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bound on the verified-token cache.
+const VERIFIED_CACHE_MAX: usize = 4096;
 
 #[derive(Clone)]
 enum KeySource {
@@ -60,10 +76,15 @@ pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 impl TokenVerifier {
     fn from_source(keys: KeySource) -> Self {
         super::install_crypto_provider();
+        Self::with(keys, DEFAULT_LEEWAY.as_secs())
+    }
+
+    fn with(keys: KeySource, leeway: u64) -> Self {
         Self {
             inner: Arc::new(Inner {
                 keys,
-                leeway: DEFAULT_LEEWAY.as_secs(),
+                leeway,
+                verified: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -91,12 +112,7 @@ impl TokenVerifier {
     /// # let _ = v;
     /// ```
     pub fn with_leeway(self, leeway: Duration) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                keys: self.inner.keys.clone(),
-                leeway: leeway.as_secs(),
-            }),
-        }
+        Self::with(self.inner.keys.clone(), leeway.as_secs())
     }
 
     fn algorithm(&self) -> Algorithm {
@@ -106,8 +122,45 @@ impl TokenVerifier {
         }
     }
 
-    /// Verifies `token` for `audience`, using cached keys only.
+    /// Verifies `token` for `audience`, using cached keys only. A token verified before is
+    /// answered from a cache (audience and expiry re-checked).
     pub fn verify(&self, token: &str, audience: &str) -> Result<ServiceClaims, TokenError> {
+        let hit = self
+            .inner
+            .verified
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        if let Some(claims) = hit {
+            if claims.exp + self.inner.leeway < now_secs() {
+                return Err(TokenError::Expired);
+            }
+            if claims.aud != audience {
+                return Err(TokenError::WrongAudience);
+            }
+            return Ok(ServiceClaims::clone(&claims));
+        }
+        let claims = self.verify_uncached(token, audience)?;
+        let now = now_secs();
+        let mut cache = self
+            .inner
+            .verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            let leeway = self.inner.leeway;
+            cache.retain(|_, c| c.exp + leeway >= now);
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_owned(), Arc::new(claims.clone()));
+        Ok(claims)
+    }
+
+    /// Full verification: header, algorithm, key, signature, claims.
+    fn verify_uncached(&self, token: &str, audience: &str) -> Result<ServiceClaims, TokenError> {
         let alg = self.algorithm();
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_error(token, alg))?;
         if header.alg != alg {

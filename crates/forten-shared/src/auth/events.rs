@@ -13,6 +13,11 @@
 //!   signature to the event id and content means a token lifted from one event cannot vouch for
 //!   another, and no attribute that matters can be changed.
 //!
+//! In shared-secret mode anyone holding `JWT_SECRET` can mint a publisher token for any name,
+//! so the guarantee there is "holds the secret", not "is that service"; issuer mode, where
+//! only the auth-service signs and each service proves itself with its own secret, closes
+//! that gap. Either way, broker credentials alone no longer suffice to inject events.
+//!
 //! Verification is synchronous and local: token signature with the shared secret or the cached
 //! JWKS (verified tokens are cached until expiry), one Ed25519 verification, `source` = `sub`,
 //! then the policy.

@@ -8,7 +8,7 @@ use forten_shared::auth::{
 
 use crate::support::*;
 
-async fn post_token(url: &str, body: serde_json::Value) -> reqwest::Response {
+async fn post_token(url: &str, body: &serde_json::Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{url}/internal/auth/service-token"))
         .json(&body)
@@ -109,7 +109,7 @@ async fn wrong_service_secret_gets_401() {
     let (_issuer, url) = start_issuer(IssuerConfig::new(policy())).await;
     let resp = post_token(
         &url,
-        serde_json::json!({"serviceName": "access-service", "serviceSecret": "guess",
+        &serde_json::json!({"serviceName": "access-service", "serviceSecret": "guess",
         "audience": "monitoring-service", "scopes": ["internal:read"]}),
     )
     .await;
@@ -136,7 +136,7 @@ async fn unknown_service_gets_401() {
     let (_issuer, url) = start_issuer(IssuerConfig::new(policy())).await;
     let resp = post_token(
         &url,
-        serde_json::json!({"serviceName": "evil-service", "serviceSecret": ACCESS_SECRET,
+        &serde_json::json!({"serviceName": "evil-service", "serviceSecret": ACCESS_SECRET,
         "audience": "monitoring-service"}),
     )
     .await;
@@ -147,7 +147,7 @@ async fn unknown_service_gets_401() {
 async fn scope_outside_the_policy_is_not_granted() {
     init();
     let (_issuer, url) = start_issuer(IssuerConfig::new(policy())).await;
-    let resp = post_token(&url, serde_json::json!({"serviceName": "access-service", "serviceSecret": ACCESS_SECRET,
+    let resp = post_token(&url, &serde_json::json!({"serviceName": "access-service", "serviceSecret": ACCESS_SECRET,
         "audience": "monitoring-service", "scopes": ["internal:read", "internal:write", "registry:write"]})).await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.expect("json");
@@ -160,7 +160,7 @@ async fn scope_outside_the_policy_is_not_granted() {
     // only forbidden scopes: refused
     let resp = post_token(
         &url,
-        serde_json::json!({"serviceName": "access-service", "serviceSecret": ACCESS_SECRET,
+        &serde_json::json!({"serviceName": "access-service", "serviceSecret": ACCESS_SECRET,
         "audience": "monitoring-service", "scopes": ["internal:write"]}),
     )
     .await;
@@ -168,7 +168,7 @@ async fn scope_outside_the_policy_is_not_granted() {
     // an audience the policy does not list: refused
     let resp = post_token(
         &url,
-        serde_json::json!({"serviceName": "access-service", "serviceSecret": ACCESS_SECRET,
+        &serde_json::json!({"serviceName": "access-service", "serviceSecret": ACCESS_SECRET,
         "audience": "auth-service"}),
     )
     .await;
@@ -201,7 +201,7 @@ async fn a_service_cannot_obtain_a_token_as_another() {
     // access-service knows only its own secret and asks as monitoring-service
     let resp = post_token(
         &url,
-        serde_json::json!({"serviceName": "monitoring-service", "serviceSecret": ACCESS_SECRET,
+        &serde_json::json!({"serviceName": "monitoring-service", "serviceSecret": ACCESS_SECRET,
         "audience": "access-service", "scopes": ["internal:write"]}),
     )
     .await;

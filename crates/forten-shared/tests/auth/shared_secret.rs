@@ -92,3 +92,24 @@ fn configuration_is_validated() {
         Ok(AuthMode::SharedSecret)
     );
 }
+
+#[tokio::test]
+async fn a_cached_verification_still_checks_audience() {
+    init();
+    let client = shared("access-service", &["internal:read"]);
+    let token = client.token("monitoring-service").await.expect("token");
+    let verifier = shared("monitoring-service", &[]).verifier().clone();
+    for _ in 0..2 {
+        assert_eq!(
+            verifier
+                .verify(&token, "monitoring-service")
+                .expect("valid")
+                .sub,
+            "access-service"
+        );
+        assert_eq!(
+            verifier.verify(&token, "analytics-service"),
+            Err(forten_shared::auth::TokenError::WrongAudience)
+        );
+    }
+}

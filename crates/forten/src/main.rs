@@ -1,1 +1,46 @@
-fn main() {}
+//! `forten`: the Forten system and its operator commands.
+//!
+//! `main` only parses the command line, installs logging and runs the command; the work lives
+//! in `forten-shared` and the command modules. Every failure ends in one clear line on stderr
+//! and a non-zero exit: 64 for bad arguments or configuration, 69 for an unreachable
+//! dependency, 1 otherwise.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Logs go to stderr (stdout is for the command's output), filtered by `RUST_LOG`
+/// (default `warn`; lapin's own logs off, its failures surface through ours).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lapin=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

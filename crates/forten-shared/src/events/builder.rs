@@ -60,11 +60,9 @@ impl EventBuilder {
     /// assert_eq!(e.subject.as_deref(), Some("u"));
     /// ```
     pub fn new(data: impl Into<EventData>, source: impl Into<String>) -> Self {
-        let ctx = RequestContext::current();
-        let (correlation_id, traceparent) = match ctx {
-            Some(c) => (Some(c.correlation_id), c.traceparent),
-            None => (None, None),
-        };
+        // the current span's traceparent (a child span's, not only the request's)
+        let correlation_id = RequestContext::current().map(|c| c.correlation_id);
+        let traceparent = crate::telemetry::current_traceparent();
         Self {
             event: Event {
                 id: uuid::Uuid::now_v7().to_string(),

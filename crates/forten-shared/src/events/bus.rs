@@ -1,14 +1,17 @@
 //! [`EventBus`]: one API over RabbitMQ and an in-process transport.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
 use super::memory::MemoryBus;
+use super::metrics::PublishMetrics;
 #[cfg(feature = "rabbitmq")]
 use super::rabbitmq::{RabbitBus, RabbitConfig};
 use super::{Event, EventError, Handler, Subscribe, pipeline::Processor};
+use crate::telemetry::Metrics;
 
 /// Errors of the event bus.
 ///
@@ -95,6 +98,31 @@ pub struct DeadLetter {
     pub last_failure: String,
 }
 
+/// What holds a subscription back: its owner ([`SubscriptionHandle::pause`]) or the health of
+/// the service ([`EventBus::pause_while_unhealthy`]). Consumers watch the combined flag.
+#[derive(Debug)]
+pub(crate) struct PauseSwitch {
+    pub(crate) tx: watch::Sender<bool>,
+    by_owner: AtomicBool,
+    by_health: AtomicBool,
+}
+
+impl PauseSwitch {
+    fn new(by_health: bool) -> Self {
+        Self {
+            tx: watch::Sender::new(by_health),
+            by_owner: AtomicBool::new(false),
+            by_health: AtomicBool::new(by_health),
+        }
+    }
+
+    fn set(&self, flag: &AtomicBool, value: bool) {
+        flag.store(value, Ordering::SeqCst);
+        let paused = self.by_owner.load(Ordering::SeqCst) || self.by_health.load(Ordering::SeqCst);
+        self.tx.send_replace(paused);
+    }
+}
+
 /// A running subscription. Dropping the handle does not stop it; [`EventBus::shutdown`] does.
 ///
 /// ```no_run
@@ -106,17 +134,10 @@ pub struct DeadLetter {
 #[derive(Debug, Clone)]
 pub struct SubscriptionHandle {
     pub(crate) queue: String,
-    pub(crate) paused: Arc<watch::Sender<bool>>,
+    pub(crate) paused: Arc<PauseSwitch>,
 }
 
 impl SubscriptionHandle {
-    pub(crate) fn new(queue: String) -> Self {
-        Self {
-            queue,
-            paused: Arc::new(watch::Sender::new(false)),
-        }
-    }
-
     /// The subscription's queue.
     pub fn queue(&self) -> &str {
         &self.queue
@@ -124,21 +145,85 @@ impl SubscriptionHandle {
 
     /// Stops taking new messages (in-flight handlers finish); they wait in the queue.
     pub fn pause(&self) {
-        self.paused.send_replace(true);
+        self.paused.set(&self.paused.by_owner, true);
     }
 
-    /// Takes messages again.
+    /// Takes messages again (unless the service is unhealthy, see
+    /// [`EventBus::pause_while_unhealthy`]).
     pub fn resume(&self) {
-        self.paused.send_replace(false);
+        self.paused.set(&self.paused.by_owner, false);
     }
 
-    /// Whether it is paused.
+    /// Whether it is paused, by its owner or by the service's health.
     pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
+        *self.paused.tx.borrow()
+    }
+}
+
+/// The pause switches of a bus's subscriptions, for health-driven pausing.
+#[derive(Debug, Default)]
+struct Pauses {
+    unhealthy: AtomicBool,
+    switches: Mutex<Vec<Weak<PauseSwitch>>>,
+}
+
+impl Pauses {
+    fn handle(&self, queue: String) -> SubscriptionHandle {
+        let switch = Arc::new(PauseSwitch::new(self.unhealthy.load(Ordering::SeqCst)));
+        let mut switches = self.switches.lock().unwrap_or_else(PoisonError::into_inner);
+        switches.retain(|w| w.strong_count() > 0);
+        switches.push(Arc::downgrade(&switch));
+        SubscriptionHandle {
+            queue,
+            paused: switch,
+        }
+    }
+
+    fn set_unhealthy(&self, unhealthy: bool) {
+        self.unhealthy.store(unhealthy, Ordering::SeqCst);
+        let switches = self.switches.lock().unwrap_or_else(PoisonError::into_inner);
+        for s in switches.iter().filter_map(Weak::upgrade) {
+            s.set(&s.by_health, unhealthy);
+        }
+    }
+}
+
+/// One message seen by [`EventBus::tail`]: the body as it travelled, and the event it holds
+/// (or why it is not a valid event).
+///
+/// ```
+/// # fn show(t: forten_shared::events::Tapped) {
+/// match t.event {
+///     Ok(e) => println!("{} {}", e.event_type(), e.id),
+///     Err(err) => println!("invalid: {err}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    /// The raw body.
+    pub body: bytes::Bytes,
+    /// The parsed, validated event.
+    pub event: Result<Event, EventError>,
+}
+
+/// The stream returned by [`EventBus::tail`].
+#[derive(Debug)]
+pub struct Tail {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+}
+
+impl Tail {
+    /// The next message; `None` when the bus is gone.
+    pub async fn next(&mut self) -> Option<Tapped> {
+        let body = self.rx.recv().await?;
+        let event = Event::from_slice(&body);
+        Some(Tapped { body, event })
     }
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per bus, behind an Arc
 enum Transport {
     Memory(MemoryBus),
     #[cfg(feature = "rabbitmq")]
@@ -173,16 +258,17 @@ enum Transport {
 pub struct EventBus {
     service: Arc<str>,
     transport: Arc<Transport>,
+    pauses: Arc<Pauses>,
+    metrics: Arc<PublishMetrics>,
 }
 
 impl EventBus {
     /// An in-process bus (no broker): for `forten up` without `RABBITMQ_URL`, and for tests.
     pub fn in_process(service: impl Into<String>) -> Self {
         let service: Arc<str> = service.into().into();
-        Self {
-            transport: Arc::new(Transport::Memory(MemoryBus::new(service.clone()))),
-            service,
-        }
+        let bus = Self::new(service.clone(), Transport::Memory(MemoryBus::new(service)));
+        bus.metrics.bus_connected(true); // always, in-process
+        bus
     }
 
     /// Connects to RabbitMQ, declares the `forten.events` exchange and starts the connection
@@ -202,10 +288,46 @@ impl EventBus {
     ) -> Result<Self, BusError> {
         let service: Arc<str> = service.into().into();
         let bus = RabbitBus::connect(service.clone(), config).await?;
-        Ok(Self {
-            transport: Arc::new(Transport::Rabbit(bus)),
+        Ok(Self::new(service, Transport::Rabbit(bus)))
+    }
+
+    fn new(service: Arc<str>, transport: Transport) -> Self {
+        let metrics = Arc::new(PublishMetrics::new(Metrics::new(service.as_ref())));
+        Self {
             service,
-        })
+            transport: Arc::new(transport),
+            pauses: Arc::default(),
+            metrics,
+        }
+    }
+
+    /// Pauses every subscription of this bus (present and future) while `critical` is `false`
+    /// — typically [`HealthMonitor::subscribe_critical`](crate::HealthMonitor::subscribe_critical):
+    /// when a critical dependency of the handlers is down, messages wait in their queues
+    /// instead of failing into the DLQ, and consumption resumes on recovery.
+    ///
+    /// ```
+    /// # tokio_test::block_on(async {
+    /// let bus = forten_shared::EventBus::in_process("svc");
+    /// let (health, critical) = tokio::sync::watch::channel(true);
+    /// bus.pause_while_unhealthy(critical);
+    /// health.send_replace(false); // subscriptions pause
+    /// # });
+    /// ```
+    pub fn pause_while_unhealthy(&self, mut critical: watch::Receiver<bool>) {
+        let pauses = Arc::downgrade(&self.pauses);
+        tokio::spawn(async move {
+            loop {
+                let healthy = *critical.borrow_and_update();
+                match pauses.upgrade() {
+                    Some(p) => p.set_unhealthy(!healthy),
+                    None => return,
+                }
+                if critical.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// The service this bus publishes and consumes for.
@@ -220,12 +342,11 @@ impl EventBus {
         let body = event.to_vec()?;
         let ty = event.event_type().as_str();
         match &*self.transport {
-            Transport::Memory(m) => m.publish(ty, body.into())?,
+            Transport::Memory(m) => m.publish(ty, &body.into())?,
             #[cfg(feature = "rabbitmq")]
-            Transport::Rabbit(r) => r.publish(ty, body.into(), &event.id).await?,
+            Transport::Rabbit(r) => r.publish(event, &body).await?,
         }
-        metrics::counter!("events_published_total", "service" => self.service.to_string(), "type" => ty)
-            .increment(1);
+        self.metrics.published(event.event_type());
         Ok(())
     }
 
@@ -246,15 +367,12 @@ impl EventBus {
         handler: impl Handler,
     ) -> Result<SubscriptionHandle, BusError> {
         sub.validate()?;
-        let processor = Arc::new(Processor {
-            service: self.service.clone(),
-            sub,
-            handler: Arc::new(handler),
-        });
+        let handle = self.pauses.handle(sub.queue.clone());
+        let processor = Arc::new(Processor::new(&self.service, sub, Arc::new(handler)));
         match &*self.transport {
-            Transport::Memory(m) => m.subscribe(processor),
+            Transport::Memory(m) => m.subscribe(processor, handle),
             #[cfg(feature = "rabbitmq")]
-            Transport::Rabbit(r) => r.subscribe(processor).await,
+            Transport::Rabbit(r) => r.subscribe(processor, handle).await,
         }
     }
 
@@ -274,6 +392,29 @@ impl EventBus {
             #[cfg(feature = "rabbitmq")]
             Transport::Rabbit(r) => r.connection_events(),
         }
+    }
+
+    /// A live view of the events matching `pattern` (`forten events tail`): copies taken
+    /// without disturbing any subscription, lost when nobody reads them fast enough.
+    ///
+    /// ```
+    /// use forten_shared::{EventBus, EventBuilder, events::UserDeleted};
+    /// # tokio_test::block_on(async {
+    /// let bus = EventBus::in_process("ops");
+    /// let mut tail = bus.tail("user.*").await?;
+    /// bus.publish(&EventBuilder::new(UserDeleted { user_id: "1".into() }, "ops").build()).await?;
+    /// let seen = tail.next().await.unwrap();
+    /// assert!(seen.event.is_ok());
+    /// # Ok::<(), forten_shared::events::BusError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn tail(&self, pattern: &str) -> Result<Tail, BusError> {
+        let rx = match &*self.transport {
+            Transport::Memory(m) => m.tail(super::TopicPattern::new(pattern)),
+            #[cfg(feature = "rabbitmq")]
+            Transport::Rabbit(r) => r.tail(pattern).await?,
+        };
+        Ok(Tail { rx })
     }
 
     /// Lists up to `limit` messages of `<queue>.dlq` without removing them.
@@ -330,5 +471,11 @@ impl EventBus {
             #[cfg(feature = "rabbitmq")]
             Transport::Rabbit(r) => r.shutdown(deadline).await,
         }
+    }
+}
+
+impl crate::health::ConnectionState for EventBus {
+    fn is_connected(&self) -> bool {
+        EventBus::is_connected(self)
     }
 }

@@ -137,10 +137,10 @@ impl DedupStore for MemoryDedupStore {
             inner.map.insert(key.to_owned(), State::Done(until));
             inner.order.push_back(key.to_owned());
             while inner.order.len() > self.capacity {
-                if let Some(old) = inner.order.pop_front() {
-                    if matches!(inner.map.get(&old), Some(State::Done(_))) {
-                        inner.map.remove(&old);
-                    }
+                if let Some(old) = inner.order.pop_front()
+                    && matches!(inner.map.get(&old), Some(State::Done(_)))
+                {
+                    inner.map.remove(&old);
                 }
             }
         });

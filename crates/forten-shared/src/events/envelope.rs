@@ -210,13 +210,13 @@ impl WireIn<'_> {
         let id = non_empty(self.id, "id")?;
         let source = non_empty(self.source, "source")?;
         let ty: EventType = non_empty(self.ty, "type")?.parse()?;
-        if let Some(ct) = self.datacontenttype.as_deref() {
-            if !ct.starts_with("application/json") {
-                return Err(EventError::InvalidAttribute {
-                    name: "datacontenttype",
-                    reason: format!("expected application/json, got {ct}"),
-                });
-            }
+        if let Some(ct) = self.datacontenttype.as_deref()
+            && !ct.starts_with("application/json")
+        {
+            return Err(EventError::InvalidAttribute {
+                name: "datacontenttype",
+                reason: format!("expected application/json, got {ct}"),
+            });
         }
         let time = match self.time {
             Some(t) => DateTime::parse_from_rfc3339(&t)

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::TopicPattern;
-use super::bus::{BusError, ConnectionEvent, DeadLetter, SubscriptionHandle};
+use super::bus::{BusError, ConnectionEvent, DeadLetter, PauseSwitch, SubscriptionHandle};
 use super::pipeline::{Decision, DeliveryMeta, Failure, Processor};
 
 #[derive(Debug, Clone)]
@@ -68,6 +68,8 @@ pub(crate) struct MemoryBus {
     abort: CancellationToken,
     tracker: TaskTracker,
     next_id: Arc<AtomicU64>,
+    /// Live observers ([`EventBus::tail`](super::EventBus::tail)): best effort, never block a publish.
+    taps: Mutex<Vec<(TopicPattern, mpsc::Sender<Bytes>)>>,
 }
 
 impl MemoryBus {
@@ -80,10 +82,17 @@ impl MemoryBus {
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_id: Arc::default(),
+            taps: Mutex::default(),
         }
     }
 
-    pub(crate) fn publish(&self, routing_key: &str, body: Bytes) -> Result<(), BusError> {
+    pub(crate) fn tail(&self, pattern: TopicPattern) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(1024);
+        lock(&self.taps).push((pattern, tx));
+        rx
+    }
+
+    pub(crate) fn publish(&self, routing_key: &str, body: &Bytes) -> Result<(), BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
         }
@@ -99,6 +108,13 @@ impl MemoryBus {
                 });
             }
         }
+        let mut taps = lock(&self.taps);
+        taps.retain(|(_, tx)| !tx.is_closed());
+        for (p, tx) in taps.iter() {
+            if p.matches(routing_key) {
+                let _ = tx.try_send(body.clone());
+            }
+        }
         Ok(())
     }
 
@@ -112,6 +128,7 @@ impl MemoryBus {
     pub(crate) fn subscribe(
         &self,
         processor: Arc<Processor>,
+        handle: SubscriptionHandle,
     ) -> Result<SubscriptionHandle, BusError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
@@ -125,11 +142,11 @@ impl MemoryBus {
                 }
             }
         }
-        let handle = SubscriptionHandle::new(processor.sub.queue.clone());
         let consumer = Consumer {
             queue,
             processor,
-            paused: handle.paused.subscribe(),
+            _pause_switch: handle.paused.clone(),
+            paused: handle.paused.tx.subscribe(),
             stop: self.stop.clone(),
             abort: self.abort.clone(),
             tracker: self.tracker.clone(),
@@ -222,6 +239,8 @@ impl MemoryBus {
 struct Consumer {
     queue: Arc<Queue>,
     processor: Arc<Processor>,
+    /// Keeps the pause switch alive as long as the consumer, whatever becomes of the handle.
+    _pause_switch: Arc<PauseSwitch>,
     paused: tokio::sync::watch::Receiver<bool>,
     stop: CancellationToken,
     abort: CancellationToken,

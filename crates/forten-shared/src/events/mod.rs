@@ -16,6 +16,7 @@ mod envelope;
 mod error;
 mod handler;
 mod memory;
+mod metrics;
 mod pattern;
 mod pipeline;
 mod publisher;
@@ -24,7 +25,9 @@ mod rabbitmq;
 mod subscription;
 
 pub use self::builder::EventBuilder;
-pub use self::bus::{BusError, ConnectionEvent, DeadLetter, EventBus, SubscriptionHandle};
+pub use self::bus::{
+    BusError, ConnectionEvent, DeadLetter, EventBus, SubscriptionHandle, Tail, Tapped,
+};
 pub use self::catalogue::{
     AccessDenied, AccessGranted, AccessMethod, AlertAcknowledged, AlertResolved, AlertTriggered,
     CameraOffline, CameraOnline, DoorForced, DoorHeldOpen, EventData, EventType, Payload, Role,

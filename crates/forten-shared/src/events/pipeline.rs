@@ -9,8 +9,12 @@ use chrono::Utc;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::{Event, FailureKind, Handler, HandlerError, Outcome, Subscribe, envelope::format_time};
+use super::metrics::ConsumeMetrics;
+use super::{
+    Event, EventType, FailureKind, Handler, HandlerError, Outcome, Subscribe, envelope::format_time,
+};
 use crate::RequestContext;
+use crate::telemetry::{Metrics, Tracer, current_traceparent};
 
 /// Header: failed attempts so far (ours, not RabbitMQ's `x-death`).
 pub(crate) const H_ATTEMPTS: &str = "x-forten-attempts";
@@ -57,34 +61,44 @@ pub(crate) enum Decision {
     DeadLetter(Failure),
 }
 
-/// Outcome label for `events_consumed_total`.
-fn outcome_label(d: &Decision, outcome: Option<&Outcome>) -> &'static str {
+/// Outcome of `events_consumed_total`, as an index into `metrics::OUTCOMES`.
+fn outcome_index(d: &Decision, outcome: Option<&Outcome>) -> usize {
     match (d, outcome) {
-        (Decision::Ack, Some(Outcome::Drop)) => "dropped",
-        (Decision::Ack, _) => "ack",
-        (Decision::Retry { .. }, _) => "retry",
-        (Decision::DeadLetter(_), Some(Outcome::Reject(_))) => "rejected",
-        (Decision::DeadLetter(_), _) => "dead_lettered",
+        (Decision::Ack, Some(Outcome::Drop)) => 1,
+        (Decision::Ack, _) => 0,
+        (Decision::Retry { .. }, _) => 2,
+        (Decision::DeadLetter(_), Some(Outcome::Reject(_))) => 3,
+        (Decision::DeadLetter(_), _) => 4,
     }
 }
 
 /// One subscription's processing pipeline, shared by both transports.
 pub(crate) struct Processor {
-    pub(crate) service: Arc<str>,
     pub(crate) sub: Subscribe,
     pub(crate) handler: Arc<dyn Handler>,
+    tracer: Tracer,
+    metrics: ConsumeMetrics,
 }
 
 impl std::fmt::Debug for Processor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Processor")
-            .field("service", &self.service)
+            .field("service", &self.tracer.service())
             .field("sub", &self.sub)
             .finish()
     }
 }
 
 impl Processor {
+    pub(crate) fn new(service: &str, sub: Subscribe, handler: Arc<dyn Handler>) -> Self {
+        Self {
+            metrics: ConsumeMetrics::new(Metrics::new(service), &sub.queue),
+            sub,
+            handler,
+            tracer: Tracer::new(service),
+        }
+    }
+
     /// Parses, runs the handler and decides. Never panics, whatever the body or the handler do.
     pub(crate) async fn process(&self, body: &[u8], meta: &DeliveryMeta) -> Decision {
         let started = tokio::time::Instant::now();
@@ -97,28 +111,30 @@ impl Processor {
                     meta,
                     meta.attempts + 1,
                 ));
-                self.record("invalid", "dead_lettered", started);
+                self.record(None, &d, None, started);
                 return d;
             }
         };
-        let ty = event.event_type().as_str();
+        let event_type = event.event_type();
+        let ty = event_type.as_str();
         let attempt = meta.attempts + 1;
+        // the handler's span continues the publisher's trace, under this service's name
+        let span = self
+            .tracer
+            .span_from_traceparent(&format!("{ty} process"), event.traceparent.as_deref());
         let ctx = RequestContext {
             correlation_id: event
                 .correlation_id
                 .clone()
                 .unwrap_or_else(|| event.id.clone()),
-            traceparent: event.traceparent.clone(),
+            traceparent: span
+                .in_scope(current_traceparent)
+                .or_else(|| event.traceparent.clone()),
         };
-        let span = tracing::info_span!(
-            "event.handle",
-            queue = %self.sub.queue,
-            event.id = %event.id,
-            event.type = ty,
-            correlation_id = %ctx.correlation_id,
-            attempt,
-        );
-        let fut = self.handler.handle(event);
+        tracing::debug!(parent: &span, queue = %self.sub.queue, event.id = %event.id, correlation_id = %ctx.correlation_id, attempt, "handling event");
+        // created inside the scope: a handler's synchronous part runs in the span and context too
+        let handler = self.handler.clone();
+        let fut = async move { handler.handle(event).await };
         let result = ctx
             .scope(AssertUnwindSafe(fut).catch_unwind())
             .instrument(span)
@@ -147,7 +163,7 @@ impl Processor {
         if let Decision::Retry { failure, .. } | Decision::DeadLetter(failure) = &decision {
             tracing::warn!(queue = %self.sub.queue, error = %failure.error, attempt, "event handling failed");
         }
-        self.record(ty, outcome_label(&decision, result.as_ref().ok()), started);
+        self.record(Some(event_type), &decision, result.as_ref().ok(), started);
         decision
     }
 
@@ -181,25 +197,16 @@ impl Processor {
         }
     }
 
-    fn record(&self, ty: &'static str, outcome: &'static str, started: tokio::time::Instant) {
-        let labels = [
-            ("service", self.service.to_string()),
-            ("queue", self.sub.queue.clone()),
-            ("type", ty.to_owned()),
-            ("outcome", outcome.to_owned()),
-        ];
-        metrics::counter!("events_consumed_total", &labels).increment(1);
-        metrics::histogram!(
-            "event_handler_duration_seconds",
-            "service" => self.service.to_string(),
-            "queue" => self.sub.queue.clone(),
-        )
-        .record(started.elapsed().as_secs_f64());
-        match outcome {
-            "retry" => metrics::counter!("events_retried_total", "service" => self.service.to_string(), "queue" => self.sub.queue.clone()).increment(1),
-            "dead_lettered" | "rejected" => metrics::counter!("events_dead_lettered_total", "service" => self.service.to_string(), "queue" => self.sub.queue.clone()).increment(1),
-            _ => {}
-        }
+    fn record(
+        &self,
+        ty: Option<EventType>,
+        decision: &Decision,
+        outcome: Option<&Outcome>,
+        started: tokio::time::Instant,
+    ) {
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics
+            .record(ty, outcome_index(decision, outcome), seconds);
     }
 }
 
@@ -210,14 +217,14 @@ mod tests {
     use crate::events::UserDeleted;
 
     fn processor(h: impl Handler, retries: u32) -> Processor {
-        Processor {
-            service: "test".into(),
-            sub: Subscribe::new("q")
+        Processor::new(
+            "test",
+            Subscribe::new("q")
                 .pattern("#")
                 .retries(retries)
                 .retry_delay(Duration::from_millis(10)),
-            handler: Arc::new(h),
-        }
+            Arc::new(h),
+        )
     }
 
     fn body() -> Vec<u8> {

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::RabbitConfig;
 use crate::events::bus::{BusError, ConnectionEvent};
+use crate::telemetry::Metrics;
 
 /// One connection generation: the connection and its publishing channel.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     closed: CancellationToken,
     /// Consumer loops and their handlers.
     pub(crate) tracker: TaskTracker,
+    /// `event_bus_connected`.
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -64,7 +67,7 @@ impl Shared {
         }
         let (broken, broken_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Self {
-            service,
+            service: service.clone(),
             uri,
             live: watch::Sender::new(None),
             broken,
@@ -73,6 +76,7 @@ impl Shared {
             abort: CancellationToken::new(),
             closed: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            metrics: Metrics::new(service.as_ref()),
             config,
         });
         let deadline = Instant::now() + shared.config.connect_timeout;
@@ -101,8 +105,11 @@ impl Shared {
                 }
             }
         };
+        shared.metrics.bus_connected(true);
         let _ = shared.events.send(ConnectionEvent::Connected);
-        tokio::spawn(shared.clone().supervise(Arc::new(first), broken_rx));
+        let first = Arc::new(first);
+        shared.live.send_replace(Some(first.clone()));
+        tokio::spawn(shared.clone().supervise(first, broken_rx));
         Ok(shared)
     }
 
@@ -168,6 +175,7 @@ impl Shared {
                 return;
             };
             self.live.send_replace(None);
+            self.metrics.bus_connected(false);
             tracing::warn!(%reason, "RabbitMQ connection lost; reconnecting");
             let _ = self.events.send(ConnectionEvent::Disconnected { reason });
             let _ = tokio::time::timeout(
@@ -196,6 +204,7 @@ impl Shared {
                 }
                 delay = (delay * 2).min(self.config.reconnect_max);
             };
+            self.metrics.bus_connected(true);
             tracing::info!(generation, "RabbitMQ reconnected");
             let _ = self.events.send(ConnectionEvent::Reconnected);
         }
@@ -258,6 +267,15 @@ impl Shared {
                 }
             } => l,
         }
+    }
+
+    /// Resolves once `generation` is no longer the live one (lost or replaced), whether or not
+    /// the channels of that generation noticed.
+    pub(crate) async fn generation_over(&self, generation: u64) {
+        let mut rx = self.live.subscribe();
+        let _ = rx
+            .wait_for(|l| l.as_ref().is_none_or(|l| l.generation != generation))
+            .await;
     }
 
     pub(crate) fn is_connected(&self) -> bool {

@@ -78,9 +78,14 @@ pub(crate) fn retry_queue_name(queue: &str, delay: Duration) -> String {
     format!("{queue}.retry.{}", delay.as_millis().max(1))
 }
 
-/// Retry queues declared by this process, with when they were last declared.
+/// Retry queues declared by this process, with when they were last declared. One registry
+/// per process, so that `delete_queues` on any bus finds the retry queues another bus of the
+/// process declared.
 #[derive(Debug, Default)]
 pub(crate) struct RetryQueues(Mutex<HashMap<String, Instant>>);
+
+pub(crate) static RETRY_QUEUES: std::sync::LazyLock<RetryQueues> =
+    std::sync::LazyLock::new(RetryQueues::default);
 
 impl RetryQueues {
     /// Names of the retry queues of `queue` this process has declared.
@@ -209,8 +214,9 @@ enum Stop {
 pub(crate) struct ConsumerTask {
     pub(crate) shared: Arc<Shared>,
     pub(crate) processor: Arc<Processor>,
+    /// Keeps the pause switch alive as long as the consumer, whatever becomes of the handle.
+    pub(crate) _pause_switch: Arc<crate::events::bus::PauseSwitch>,
     pub(crate) paused: watch::Receiver<bool>,
-    pub(crate) retry_queues: Arc<RetryQueues>,
 }
 
 impl ConsumerTask {
@@ -268,21 +274,34 @@ impl ConsumerTask {
                 .await?;
             Ok::<_, lapin::Error>((channel, tag, consumer))
         };
-        let (channel, tag, mut consumer) = match setup.await {
-            Ok(x) => x,
-            Err(e) => return Stop::Lost(format!("cannot start consuming {}: {e}", sub.queue)),
+        // a broker operation on a connection that dies under it may never complete: bound it
+        let setup = tokio::select! {
+            r = tokio::time::timeout(self.shared.config.confirm_timeout, setup) => r,
+            () = self.shared.generation_over(live.generation) => return Stop::Lost("connection replaced during setup".into()),
+        };
+        let (channel, tag, mut consumer) = match setup {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Stop::Lost(format!("cannot start consuming {}: {e}", sub.queue)),
+            Err(_) => return Stop::Lost(format!("starting to consume {} timed out", sub.queue)),
         };
         let permits = Arc::new(Semaphore::new(self.processor.sub.concurrency));
         let handlers = TaskTracker::new();
+        // lapin has been seen to leave a consumer stream open on a dead connection: watch the
+        // generation as well, so a reconnection always restarts the session
+        let over = self.shared.generation_over(live.generation);
+        tokio::pin!(over);
         let stop = loop {
             let permit = tokio::select! {
                 biased;
                 () = self.shared.stop.cancelled() => break Stop::Shutdown,
+                // all handlers busy must not hide a lost connection
+                () = &mut over => break Stop::Lost("connection replaced".into()),
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break Stop::Shutdown },
             };
             tokio::select! {
                 biased;
                 () = self.shared.stop.cancelled() => break Stop::Shutdown,
+                () = &mut over => break Stop::Lost("connection replaced".into()),
                 r = self.paused.wait_for(|p| *p) => if r.is_ok() { break Stop::Paused } else { break Stop::Shutdown },
                 d = consumer.next() => match d {
                     Some(Ok(delivery)) => {
@@ -290,7 +309,6 @@ impl ConsumerTask {
                             shared: self.shared.clone(),
                             processor: self.processor.clone(),
                             channel: channel.clone(),
-                            retry_queues: self.retry_queues.clone(),
                         };
                         let fut = handlers.track_future(async move {
                             settle.handle(delivery).await;
@@ -332,7 +350,6 @@ struct Settle {
     shared: Arc<Shared>,
     processor: Arc<Processor>,
     channel: Channel,
-    retry_queues: Arc<RetryQueues>,
 }
 
 impl Settle {
@@ -347,14 +364,18 @@ impl Settle {
         let forwarded = match decision {
             Decision::Ack => Ok(()),
             Decision::Retry { delay, failure } => {
-                match self.retry_queues.ensure(&self.channel, queue, delay).await {
-                    Ok(retry_queue) => {
+                let ensure = RETRY_QUEUES.ensure(&self.channel, queue, delay);
+                match tokio::time::timeout(self.shared.config.confirm_timeout, ensure).await {
+                    Err(_) => Err(BusError::Broker(
+                        "declaring the retry queue timed out".into(),
+                    )),
+                    Ok(Err(e)) => Err(BusError::Broker(e.to_string())),
+                    Ok(Ok(retry_queue)) => {
                         let props = failure_props(&delivery.properties, &failure, queue);
                         self.shared
                             .publish("", &retry_queue, &delivery.data, &props)
                             .await
                     }
-                    Err(e) => Err(BusError::Broker(e.to_string())),
                 }
             }
             Decision::DeadLetter(failure) => {
@@ -364,19 +385,24 @@ impl Settle {
                     .await
             }
         };
-        let settled = match forwarded {
-            Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
-            Err(e) => {
-                tracing::error!(queue, error = %e, "could not forward a failed event; requeueing it");
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
+        let settle = async {
+            match forwarded {
+                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                Err(e) => {
+                    tracing::error!(queue, error = %e, "could not forward a failed event; requeueing it");
+                    let requeue = BasicNackOptions {
                         requeue: true,
                         ..Default::default()
-                    })
-                    .await
+                    };
+                    delivery.acker.nack(requeue).await
+                }
             }
         };
+        // an ack on a connection that died under it may never complete: bound it, the broker
+        // redelivers whatever was not acknowledged
+        let settled = tokio::time::timeout(self.shared.config.confirm_timeout, settle)
+            .await
+            .unwrap_or_else(|_| Ok(false));
         if let Err(e) = settled {
             // the channel is gone: the broker redelivers the message
             tracing::debug!(queue, error = %e, "could not settle a delivery");

@@ -28,19 +28,19 @@ use tokio::sync::broadcast;
 
 pub use self::config::RabbitConfig;
 use self::connection::Shared;
-use self::consumer::{ConsumerTask, RetryQueues, declare_topology, failure_of};
-use super::CONTENT_TYPE;
+use self::consumer::{ConsumerTask, RETRY_QUEUES, declare_topology, failure_of};
 use super::bus::{BusError, ConnectionEvent, DeadLetter, SubscriptionHandle};
 use super::pipeline::{H_ATTEMPTS, H_ERROR, H_FIRST_FAILURE, H_LAST_FAILURE, H_QUEUE, Processor};
+use super::{CONTENT_TYPE, Event};
 
 #[derive(Debug)]
 pub(crate) struct RabbitBus {
     shared: Arc<Shared>,
-    retry_queues: Arc<RetryQueues>,
     /// Properties of every published event, built once.
     props: BasicProperties,
 }
 
+#[allow(clippy::needless_pass_by_value)] // shaped for `map_err`
 fn broker(e: lapin::Error) -> BusError {
     BusError::Broker(e.to_string())
 }
@@ -52,28 +52,38 @@ impl RabbitBus {
             .with_content_type(CONTENT_TYPE.into())
             .with_app_id(service.as_ref().into());
         let shared = Shared::start(service, config).await?;
-        Ok(Self {
-            shared,
-            retry_queues: Arc::default(),
-            props,
-        })
+        Ok(Self { shared, props })
     }
 
-    pub(crate) async fn publish(
-        &self,
-        routing_key: &str,
-        body: Bytes,
-        message_id: &str,
-    ) -> Result<(), BusError> {
-        let props = self.props.clone().with_message_id(message_id.into());
+    pub(crate) async fn publish(&self, event: &Event, body: &[u8]) -> Result<(), BusError> {
+        let mut props = self.props.clone().with_message_id(event.id.as_str().into());
+        // trace context also as AMQP headers, for tools that read only those
+        if event.traceparent.is_some() || event.correlation_id.is_some() {
+            let mut headers = FieldTable::default();
+            if let Some(tp) = &event.traceparent {
+                headers.insert(
+                    "traceparent".into(),
+                    lapin::types::AMQPValue::LongString(tp.as_str().into()),
+                );
+            }
+            if let Some(c) = &event.correlation_id {
+                headers.insert(
+                    "x-correlation-id".into(),
+                    lapin::types::AMQPValue::LongString(c.as_str().into()),
+                );
+            }
+            props = props.with_headers(headers);
+        }
+        let routing_key = event.event_type().as_str();
         self.shared
-            .publish(&self.shared.config.exchange, routing_key, &body, &props)
+            .publish(&self.shared.config.exchange, routing_key, body, &props)
             .await
     }
 
     pub(crate) async fn subscribe(
         &self,
         processor: Arc<Processor>,
+        handle: SubscriptionHandle,
     ) -> Result<SubscriptionHandle, BusError> {
         if self.shared.stop.is_cancelled() {
             return Err(BusError::Closed);
@@ -86,12 +96,11 @@ impl RabbitBus {
             async move { declare_topology(&ch, &exchange, &sub).await.map_err(broker) }
         })
         .await?;
-        let handle = SubscriptionHandle::new(processor.sub.queue.clone());
         let task = ConsumerTask {
             shared: self.shared.clone(),
             processor,
-            paused: handle.paused.subscribe(),
-            retry_queues: self.retry_queues.clone(),
+            _pause_switch: handle.paused.clone(),
+            paused: handle.paused.tx.subscribe(),
         };
         self.shared.tracker.spawn(task.run());
         Ok(handle)
@@ -113,7 +122,12 @@ impl RabbitBus {
                 url: self.shared.config.redacted_url(),
                 reason: "not connected".into(),
             })?;
-        let channel = live.conn.create_channel().await.map_err(broker)?;
+        let bound = self.shared.config.confirm_timeout;
+        let timed_out = || BusError::Broker(format!("broker did not answer within {bound:?}"));
+        let channel = tokio::time::timeout(bound, live.conn.create_channel())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(broker)?;
         let result = f(channel.clone()).await;
         let _ =
             tokio::time::timeout(Duration::from_secs(2), channel.close(200, "done".into())).await;
@@ -231,7 +245,7 @@ impl RabbitBus {
 
     pub(crate) async fn delete_queues(&self, queue: &str) -> Result<(), BusError> {
         let mut names = vec![queue.to_owned(), format!("{queue}.dlq")];
-        names.extend(self.retry_queues.of(queue));
+        names.extend(RETRY_QUEUES.of(queue));
         self.with_channel(|ch| async move {
             for name in names {
                 ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default())
@@ -245,5 +259,100 @@ impl RabbitBus {
 
     pub(crate) async fn shutdown(&self, deadline: Duration) {
         self.shared.shutdown(deadline).await;
+    }
+}
+
+impl RabbitBus {
+    /// Streams copies of the events matching `pattern` through a temporary exclusive queue,
+    /// re-created after every reconnection (events published during a gap are not seen).
+    pub(crate) async fn tail(
+        &self,
+        pattern: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Bytes>, BusError> {
+        use futures_util::StreamExt;
+        use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let shared = self.shared.clone();
+        let pattern = pattern.to_owned();
+        let open = {
+            let shared = shared.clone();
+            let pattern = pattern.clone();
+            move |live: Arc<connection::Live>| {
+                let (shared, pattern) = (shared.clone(), pattern.clone());
+                async move {
+                    let ch = live.conn.create_channel().await?;
+                    let opts = QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    };
+                    let q = ch
+                        .queue_declare("".into(), opts, FieldTable::default())
+                        .await?;
+                    ch.queue_bind(
+                        q.name().clone(),
+                        shared.config.exchange.as_str().into(),
+                        pattern.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                    let consume = BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    };
+                    ch.basic_consume(
+                        q.name().clone(),
+                        "forten-tail".into(),
+                        consume,
+                        FieldTable::default(),
+                    )
+                    .await
+                }
+            }
+        };
+        // open the first one here so that errors reach the caller
+        let live = shared
+            .live(
+                None,
+                Some(tokio::time::Instant::now() + shared.config.connect_timeout),
+            )
+            .await;
+        let live = live.ok_or_else(|| BusError::Connect {
+            url: shared.config.redacted_url(),
+            reason: "not connected".into(),
+        })?;
+        let mut consumer = open(live.clone()).await.map_err(broker)?;
+        let mut generation = live.generation;
+        tokio::spawn(async move {
+            loop {
+                loop {
+                    let next = tokio::select! {
+                        () = tx.closed() => return,
+                        d = consumer.next() => d,
+                    };
+                    let Some(Ok(d)) = next else { break };
+                    if tx.send(Bytes::from(d.data)).await.is_err() {
+                        return;
+                    }
+                }
+                // connection lost: wait for the next generation and tap again
+                loop {
+                    let next = tokio::select! {
+                        () = tx.closed() => return,
+                        l = shared.live(Some(generation), None) => l,
+                    };
+                    let Some(live) = next else { return };
+                    generation = live.generation;
+                    if let Ok(c) = open(live).await {
+                        consumer = c;
+                        break;
+                    }
+                    tokio::time::sleep(shared.config.reconnect_initial).await;
+                }
+            }
+        });
+        Ok(rx)
     }
 }

@@ -1,0 +1,170 @@
+//! The command line (clap). Every setting can also come from its environment variable.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Forten: microservices that talk to each other — events, discovery, resilient calls.
+#[derive(Debug, Parser)]
+#[command(name = "forten", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Publish and watch events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Inspect and replay dead letters (`<queue>.dlq`).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Built-in benchmarks: the toolkit against the raw client, in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// How to reach RabbitMQ.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BrokerArgs {
+    /// AMQP URL of the broker.
+    #[arg(
+        long = "rabbitmq-url",
+        env = "RABBITMQ_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        global = true
+    )]
+    pub(crate) url: String,
+    /// Give up connecting after this long (e.g. `10s`, `500ms`).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub(crate) connect_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// Stream live events matching a topic pattern (one JSON document per line).
+    Tail {
+        /// Topic pattern: `#` (everything), `access.*`, `door.forced`.
+        #[arg(default_value = "#")]
+        pattern: String,
+        /// Output: `json` (one CloudEvent per line) or `pretty` (one summary line per event).
+        #[arg(long, default_value = "json", value_parser = ["json", "pretty"])]
+        format: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+    /// Build, validate and publish one catalogue event; prints it.
+    Publish {
+        /// Event type, e.g. `door.forced`.
+        #[arg(value_name = "TYPE")]
+        event_type: String,
+        /// The `data` payload as JSON, e.g. '{"userId":"42"}'.
+        data: String,
+        /// The `source` attribute.
+        #[arg(long, default_value = "forten-cli")]
+        source: String,
+        /// The `subject` attribute.
+        #[arg(long)]
+        subject: Option<String>,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// One line per dead letter: type, attempts, last failure, error.
+    List(DlqArgs),
+    /// Every dead letter in full: failure headers and body.
+    Show(DlqArgs),
+    /// Move dead letters back to their queue (attempts reset).
+    Replay(DlqArgs),
+    /// Delete every dead letter of the queue.
+    Purge {
+        /// The subscription's queue (not the `.dlq` itself).
+        queue: String,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqArgs {
+    /// The subscription's queue (not the `.dlq` itself).
+    pub(crate) queue: String,
+    /// At most this many messages.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: usize,
+    #[command(flatten)]
+    pub(crate) broker: BrokerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Publish with confirms and consume with acks: the event bus against raw lapin.
+    Events(BenchEventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchEventsArgs {
+    /// Events per run.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) count: usize,
+    /// Payload size in bytes (the whole CloudEvent, approximately).
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) payload: usize,
+    /// Repetitions of each side (alternating); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repeat: usize,
+    /// End-to-end latency: messages per second, publisher and consumer on separate connections.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) rate: u32,
+    /// End-to-end latency: how long to publish at `--rate` (e.g. `10s`).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
+    /// One JSON object per figure instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) broker: BrokerArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_command() {
+        for args in [
+            &["forten", "events", "tail"][..],
+            &[
+                "forten", "events", "tail", "access.*", "--format", "pretty", "--count", "3",
+            ],
+            &[
+                "forten",
+                "events",
+                "publish",
+                "user.deleted",
+                r#"{"userId":"1"}"#,
+                "--source",
+                "ops",
+            ],
+            &["forten", "dlq", "list", "q"],
+            &["forten", "dlq", "show", "q", "--limit", "5"],
+            &["forten", "dlq", "replay", "q", "--rabbitmq-url", "amqp://h"],
+            &["forten", "dlq", "purge", "q"],
+            &["forten", "bench", "events", "--count", "10", "--json"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        assert!(Cli::try_parse_from(["forten", "events", "tail", "--format", "xml"]).is_err());
+        assert!(Cli::try_parse_from(["forten", "dlq", "list"]).is_err());
+        assert!(
+            Cli::try_parse_from(["forten", "events", "tail", "--connect-timeout", "soon"]).is_err()
+        );
+    }
+}

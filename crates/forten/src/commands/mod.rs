@@ -1,0 +1,62 @@
+//! The commands: each parses what it needs, calls the toolkit, and prints.
+
+mod bench_events;
+mod dlq;
+mod events;
+
+use forten_shared::EventBus;
+use forten_shared::events::{BusError, RabbitConfig};
+
+use crate::cli::{BenchCommand, BrokerArgs, Cli, Command};
+
+/// Why a command failed; decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Bad arguments or configuration (exit 64).
+    #[error("{0}")]
+    Usage(String),
+    /// A dependency cannot be reached (exit 69).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 64,
+            CliError::Unavailable(_) => 69,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<BusError> for CliError {
+    fn from(e: BusError) -> Self {
+        match e {
+            BusError::Connect { .. } => CliError::Unavailable(e.to_string()),
+            BusError::InvalidUrl(_) | BusError::InvalidSubscription(_) | BusError::Event(_) => {
+                CliError::Usage(e.to_string())
+            }
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Events(cmd) => events::run(cmd).await,
+        Command::Dlq(cmd) => dlq::run(cmd).await,
+        Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
+    }
+}
+
+/// Connects the bus of an operator command.
+pub(crate) async fn connect(broker: &BrokerArgs, service: &str) -> Result<EventBus, CliError> {
+    let config = RabbitConfig::new(&broker.url)
+        .connect_timeout(broker.connect_timeout)
+        .connection_name(format!("forten-cli {service}"));
+    Ok(EventBus::rabbitmq(service, config).await?)
+}

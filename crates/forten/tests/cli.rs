@@ -1,0 +1,296 @@
+//! The operator commands, run as the real binary against the real RabbitMQ.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use forten_shared::events::{HandlerError, RabbitConfig, Subscribe, UserDeleted};
+use forten_shared::{Event, EventBuilder, EventBus};
+
+fn rabbit_url() -> String {
+    std::env::var("RABBITMQ_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn forten(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_forten"))
+        .args(args)
+        .env("RABBITMQ_URL", rabbit_url())
+        .output()
+        .expect("run forten")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn bus(exchange: &str) -> EventBus {
+    EventBus::rabbitmq(
+        "cli-test",
+        RabbitConfig::new(rabbit_url()).exchange(exchange),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("RabbitMQ is required for this test and is not reachable: {e}"))
+}
+
+#[test]
+fn bad_arguments_give_one_line_and_exit_64() {
+    let o = forten(&["events", "publish", "door.exploded", "{}"]);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: unknown event type \"door.exploded\""),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = forten(&["events", "publish", "user.deleted", "{not json"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        stderr(&o).contains("data does not match the schema of user.deleted"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = forten(&["events", "publish", "user.deleted", r#"{"id": 1}"#]);
+    assert_eq!(
+        o.status.code(),
+        Some(64),
+        "missing userId is refused before connecting"
+    );
+
+    let o = forten(&["dlq", "frobnicate", "q"]);
+    assert_eq!(o.status.code(), Some(2), "clap usage error");
+}
+
+#[test]
+fn unreachable_broker_gives_one_line_and_exit_69() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    for args in [
+        vec!["events", "publish", "user.deleted", r#"{"userId":"1"}"#],
+        vec!["events", "tail"],
+        vec!["dlq", "list", "some.queue"],
+        vec!["bench", "events", "--count", "10"],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--rabbitmq-url", &url, "--connect-timeout", "1s"]);
+        let o = forten(&all);
+        assert_eq!(o.status.code(), Some(69), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn publish_prints_the_event_and_tail_sees_it() {
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_forten"))
+        .args(["events", "tail", "door.held_open", "--count", "1"])
+        .env("RABBITMQ_URL", rabbit_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the tail binds its queue once connected; publish until it has seen one
+    let mut published = Vec::new();
+    let mut tries = 0;
+    let status = loop {
+        let o = forten(&[
+            "events",
+            "publish",
+            "door.held_open",
+            r#"{"doorId":"d-cli","buildingId":"b-cli","durationSeconds":61,"timestamp":"2026-11-27T10:00:00Z"}"#,
+            "--source",
+            "cli-test",
+            "--subject",
+            "d-cli",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let event =
+            Event::from_slice(stdout(&o).trim().as_bytes()).expect("publish prints the CloudEvent");
+        assert_eq!(event.source, "cli-test");
+        published.push(event.id);
+        if let Some(status) = tail.try_wait().unwrap() {
+            break status;
+        }
+        tries += 1;
+        assert!(tries < 100, "tail never saw an event");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(status.success());
+    let out = tail.wait_with_output().unwrap();
+    let seen = Event::from_slice(stdout(&out).trim().as_bytes()).expect("tail prints CloudEvents");
+    assert!(published.contains(&seen.id), "tail printed one of ours");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_list_show_replay_and_purge() {
+    let exchange = format!("test.cli.x.{}", uuid::Uuid::new_v4().simple());
+    let queue = format!("test.cli.{}", uuid::Uuid::new_v4().simple());
+    let bus = bus(&exchange).await;
+    let fixed = Arc::new(AtomicBool::new(false));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (f, h) = (fixed.clone(), handled.clone());
+    bus.subscribe(
+        Subscribe::new(&queue)
+            .pattern("user.deleted")
+            .retries(1)
+            .retry_delay(Duration::from_millis(50)),
+        move |_e: Event| {
+            let ok = f.load(Ordering::SeqCst);
+            if ok {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(HandlerError::transient("downstream unavailable"))
+                }
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let events: Vec<Event> = (0..2)
+        .map(|i| {
+            EventBuilder::new(
+                UserDeleted {
+                    user_id: format!("u{i}"),
+                },
+                "t",
+            )
+            .build()
+        })
+        .collect();
+    bus.publish_all(&events).await.unwrap();
+    for _ in 0..500 {
+        if bus.dead_letters(&queue, 10).await.unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let q = queue.clone();
+    let list = tokio::task::spawn_blocking(move || forten(&["dlq", "list", &q]))
+        .await
+        .unwrap();
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    assert!(
+        text.starts_with(&format!("2 dead letter(s) in {queue}.dlq")),
+        "{text}"
+    );
+    assert!(
+        text.contains("attempts=2") && text.contains("downstream unavailable"),
+        "{text}"
+    );
+
+    let q = queue.clone();
+    let show = tokio::task::spawn_blocking(move || forten(&["dlq", "show", &q, "--limit", "1"]))
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(stdout(&show).trim()).unwrap();
+    assert_eq!(doc["originalRoutingKey"], "user.deleted");
+    assert_eq!(doc["body"]["type"], "user.deleted");
+
+    fixed.store(true, Ordering::SeqCst);
+    let q = queue.clone();
+    let replay =
+        tokio::task::spawn_blocking(move || forten(&["dlq", "replay", &q, "--limit", "1"]))
+            .await
+            .unwrap();
+    assert!(
+        stdout(&replay).starts_with("replayed 1 message(s)"),
+        "{}",
+        stdout(&replay)
+    );
+    for _ in 0..500 {
+        if handled.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        1,
+        "the fixed handler took the replayed event"
+    );
+
+    let q = queue.clone();
+    let purge = tokio::task::spawn_blocking(move || forten(&["dlq", "purge", &q]))
+        .await
+        .unwrap();
+    assert!(
+        stdout(&purge).starts_with("purged 1 message(s)"),
+        "{}",
+        stdout(&purge)
+    );
+    assert!(bus.dead_letters(&queue, 10).await.unwrap().is_empty());
+
+    bus.delete_queues(&queue).await.ok();
+    bus.shutdown(Duration::from_secs(5)).await;
+    let conn = lapin::Connection::connect(&rabbit_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .exchange_delete(
+            exchange.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+}
+
+#[test]
+fn bench_events_smoke() {
+    let o = forten(&[
+        "bench",
+        "events",
+        "--count",
+        "200",
+        "--repeat",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "500ms",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "events.publish_confirmed",
+            "events.consume_ack",
+            "events.publish_cpu_per_msg",
+            "events.consume_cpu_per_msg",
+            "events.e2e_p50_ms",
+            "events.e2e_p99_ms",
+            "events.e2e_p999_ms"
+        ]
+    );
+}

@@ -9,15 +9,18 @@
 //! | module | concept |
 //! | --- | --- |
 //! | [`events`] | CloudEvents envelope, catalogue, the [`EventBus`] over RabbitMQ or in-process, DLQ, dedup |
+//! | [`auth`] | service identity: service tokens (shared-secret / issuer), [`ServiceAuthLayer`], user login, authenticated publishers |
 //! | `context` | [`RequestContext`]: correlation id and `traceparent` of the work in progress |
 //! | [`telemetry`] | tracing (OpenTelemetry), correlation ids, structured logs, Prometheus metrics |
 //! | [`health`] | [`HealthMonitor`]: background health checks, `/health`, `/health/live`, `/health/ready` |
 
+pub mod auth;
 mod context;
 pub mod events;
 pub mod health;
 pub mod telemetry;
 
+pub use self::auth::{ServiceAuth, ServiceAuthConfig, ServiceAuthLayer, ServiceIdentity};
 pub use self::context::RequestContext;
 pub use self::events::{Event, EventBuilder, EventBus, EventPublisher, EventType};
 pub use self::health::{HealthCheck, HealthMonitor};

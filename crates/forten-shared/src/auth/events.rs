@@ -295,6 +295,18 @@ impl EventAuthenticator {
         &self.inner.policy
     }
 
+    /// Whether this authenticator can sign (it was built with [`new`](Self::new), not
+    /// [`verifier_only`](Self::verifier_only)).
+    ///
+    /// ```
+    /// # use forten_shared::auth::{EventAuthenticator, PublishPolicy, TokenVerifier};
+    /// let v = EventAuthenticator::verifier_only(TokenVerifier::shared_secret(b"0123456789abcdef0123456789abcdef"), PublishPolicy::forten());
+    /// assert!(!v.can_sign());
+    /// ```
+    pub fn can_sign(&self) -> bool {
+        self.inner.service.is_some() && self.inner.signer.is_some()
+    }
+
     /// Adds `authtoken` and `authsig` to `event`. The publisher token is cached (a network call
     /// to the issuer only when it must be renewed); the signature is one Ed25519 operation.
     /// The event's `source` must be this service.

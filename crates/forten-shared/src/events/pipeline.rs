@@ -14,6 +14,7 @@ use super::{
     Event, EventType, FailureKind, Handler, HandlerError, Outcome, Subscribe, envelope::format_time,
 };
 use crate::RequestContext;
+use crate::auth::EventAuthenticator;
 use crate::telemetry::{Metrics, Tracer, current_traceparent};
 
 /// Header: failed attempts so far (ours, not RabbitMQ's `x-death`).
@@ -78,6 +79,8 @@ pub(crate) struct Processor {
     pub(crate) handler: Arc<dyn Handler>,
     tracer: Tracer,
     metrics: ConsumeMetrics,
+    /// Verifies publishers when the subscription requires it.
+    verifier: Option<Arc<EventAuthenticator>>,
 }
 
 impl std::fmt::Debug for Processor {
@@ -90,12 +93,18 @@ impl std::fmt::Debug for Processor {
 }
 
 impl Processor {
-    pub(crate) fn new(service: &str, sub: Subscribe, handler: Arc<dyn Handler>) -> Self {
+    pub(crate) fn new(
+        service: &str,
+        sub: Subscribe,
+        handler: Arc<dyn Handler>,
+        verifier: Option<Arc<EventAuthenticator>>,
+    ) -> Self {
         Self {
             metrics: ConsumeMetrics::new(Metrics::new(service), &sub.queue),
             sub,
             handler,
             tracer: Tracer::new(service),
+            verifier,
         }
     }
 
@@ -115,6 +124,15 @@ impl Processor {
                 return d;
             }
         };
+        if let Some(verifier) = &self.verifier
+            && let Err(e) = verifier.verify_refreshing(&event).await
+        {
+            tracing::warn!(queue = %self.sub.queue, event.id = %event.id, error = %e, "event refused: publisher not verified");
+            let reason = format!("unauthenticated publisher ({}): {e}", e.reason());
+            let d = Decision::DeadLetter(self.failure(reason, meta, meta.attempts + 1));
+            self.record(Some(event.event_type()), &d, None, started);
+            return d;
+        }
         let event_type = event.event_type();
         let ty = event_type.as_str();
         let attempt = meta.attempts + 1;
@@ -224,6 +242,7 @@ mod tests {
                 .retries(retries)
                 .retry_delay(Duration::from_millis(10)),
             Arc::new(h),
+            None,
         )
     }
 

@@ -294,3 +294,48 @@ fn bench_events_smoke() {
         ]
     );
 }
+
+#[tokio::test]
+async fn token_mints_a_verifiable_service_token() {
+    let secret = "cli-test-secret-of-at-least-32-bytes!!";
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_forten"))
+            .args([
+                "token",
+                "--from",
+                "access-service",
+                "--to",
+                "monitoring-service",
+                "--scope",
+                "internal:read",
+            ])
+            .env("JWT_SECRET", secret)
+            .env_remove("SERVICE_AUTH_MODE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "the bare JWT alone: {token}");
+    forten_shared::auth::install_crypto_provider();
+    let verifier = forten_shared::ServiceAuth::new(
+        forten_shared::ServiceAuthConfig::shared_secret("monitoring-service", secret),
+    )
+    .unwrap();
+    let identity = verifier.verify(token).unwrap();
+    assert_eq!(identity.name, "access-service");
+    assert!(identity.scopes.iter().any(|s| s == "internal:read"));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_forten"))
+        .args(["token", "--from", "a", "--to", "b", "--scope", "s"])
+        .env_remove("JWT_SECRET")
+        .env_remove("SERVICE_AUTH_MODE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64));
+    assert_eq!(stderr(&o).lines().count(), 1);
+    assert!(stderr(&o).contains("JWT_SECRET"), "{}", stderr(&o));
+}

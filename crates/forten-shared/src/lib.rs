@@ -1,8 +1,8 @@
 //! # forten-shared
 //!
 //! The Forten toolkit: everything a Rust service needs to talk to its peers — events over
-//! RabbitMQ (or in-process), request context propagation, and (in later modules) discovery, a
-//! resilient HTTP client, service auth, health checks and telemetry.
+//! RabbitMQ (or in-process), service-to-service auth, health checks, tracing, correlation ids,
+//! structured logs and metrics, with request context propagated across HTTP and events.
 //!
 //! # Layout
 //!

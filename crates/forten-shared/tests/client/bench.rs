@@ -1,0 +1,114 @@
+//! `ServiceClient` against a bare `reqwest` client on the same loopback server:
+//! `cargo test --release -p forten-shared --test client bench -- --ignored --nocapture`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forten_shared::client::{RetryPolicy, ServiceClient, StaticAuthHeader};
+use forten_shared::discovery::BalanceStrategy;
+use tokio::time::Instant;
+
+use crate::{Cluster, lenient_breaker};
+
+const CONCURRENCY: usize = 32;
+const PER_TASK: usize = 1_000;
+
+struct Run {
+    throughput: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn run<F, Fut>(call: F) -> Run
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(PER_TASK);
+                for _ in 0..PER_TASK {
+                    let t = Instant::now();
+                    call().await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    Run {
+        throughput: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: all[all.len() / 2],
+        p99: all[all.len() * 99 / 100],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement; run with --ignored --nocapture (release)"]
+async fn bench_service_client_vs_bare_reqwest() {
+    let cluster = Cluster::start(1, BalanceStrategy::RoundRobin).await;
+    let url = format!(
+        "{}/bench",
+        cluster
+            .discovery
+            .get_service_url(&cluster.service)
+            .await
+            .unwrap()
+    );
+    let bare = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client: ServiceClient = ServiceClient::builder(&cluster.service, cluster.discovery.clone())
+        .circuit_breaker(lenient_breaker())
+        .retry_policy(RetryPolicy::default())
+        .auth(Arc::new(StaticAuthHeader::bearer("token").unwrap()))
+        .build()
+        .unwrap();
+    // warm up both
+    for _ in 0..200 {
+        bare.get(&url).send().await.unwrap().bytes().await.unwrap();
+        client.get("/bench").send().await.unwrap();
+    }
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let b = bare.clone();
+        let u = url.clone();
+        let base = run(move || {
+            let b = b.clone();
+            let u = u.clone();
+            async move {
+                b.get(&u).send().await.unwrap().bytes().await.unwrap();
+            }
+        })
+        .await;
+        let c = client.clone();
+        let ours = run(move || {
+            let c = c.clone();
+            async move {
+                c.get("/bench").send().await.unwrap();
+            }
+        })
+        .await;
+        rounds.push((base, ours));
+    }
+    for (i, (base, ours)) in rounds.iter().enumerate() {
+        println!(
+            "round {i}: bare {:.0} req/s p50 {:?} p99 {:?} | ServiceClient {:.0} req/s p50 {:?} p99 {:?} | throughput ratio {:.2} p99 ratio {:.2}",
+            base.throughput,
+            base.p50,
+            base.p99,
+            ours.throughput,
+            ours.p50,
+            ours.p99,
+            ours.throughput / base.throughput,
+            ours.p99.as_secs_f64() / base.p99.as_secs_f64(),
+        );
+    }
+}

@@ -4,6 +4,11 @@ use futures_util::future::BoxFuture;
 use http::HeaderValue;
 
 /// Boxed error of a provider.
+///
+/// ```
+/// let e: forten_shared::client::BoxError = "boom".into();
+/// assert_eq!(e.to_string(), "boom");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Supplies the `Authorization` header for a call to `target` (a service name). The service
@@ -40,6 +45,10 @@ pub struct StaticAuthHeader(HeaderValue);
 
 impl StaticAuthHeader {
     /// `Authorization: Bearer <token>`.
+    ///
+    /// ```
+    /// assert!(forten_shared::client::StaticAuthHeader::bearer("bad\ntoken").is_err());
+    /// ```
     pub fn bearer(token: &str) -> Result<Self, http::header::InvalidHeaderValue> {
         let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
         value.set_sensitive(true);

@@ -55,30 +55,57 @@ impl Default for CircuitBreakerConfig {
 
 impl CircuitBreakerConfig {
     /// Sets the failures that open the circuit.
+    ///
+    /// ```
+    /// let c = forten_shared::client::CircuitBreakerConfig::default().failure_threshold(3);
+    /// assert_eq!(c.failure_threshold, 3);
+    /// ```
     #[must_use]
     pub fn failure_threshold(mut self, n: u32) -> Self {
         self.failure_threshold = n;
         self
     }
     /// Sets the successes that close it.
+    ///
+    /// ```
+    /// let c = forten_shared::client::CircuitBreakerConfig::default().success_threshold(4);
+    /// assert_eq!(c.success_threshold, 4);
+    /// ```
     #[must_use]
     pub fn success_threshold(mut self, n: u32) -> Self {
         self.success_threshold = n;
         self
     }
     /// Sets the per-attempt request timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = forten_shared::client::CircuitBreakerConfig::default().timeout(Duration::from_secs(3));
+    /// assert_eq!(c.timeout, Duration::from_secs(3));
+    /// ```
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self
     }
     /// Sets the time open before probing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = forten_shared::client::CircuitBreakerConfig::default().reset_timeout(Duration::from_secs(3));
+    /// assert_eq!(c.reset_timeout, Duration::from_secs(3));
+    /// ```
     #[must_use]
     pub fn reset_timeout(mut self, d: Duration) -> Self {
         self.reset_timeout = d;
         self
     }
     /// Sets the probes allowed in flight while half-open.
+    ///
+    /// ```
+    /// let c = forten_shared::client::CircuitBreakerConfig::default().half_open_max_probes(2);
+    /// assert_eq!(c.half_open_max_probes, 2);
+    /// ```
     #[must_use]
     pub fn half_open_max_probes(mut self, n: u32) -> Self {
         self.half_open_max_probes = n;
@@ -86,6 +113,12 @@ impl CircuitBreakerConfig {
     }
 
     /// Checks the settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = forten_shared::client::CircuitBreakerConfig::default().reset_timeout(Duration::ZERO);
+    /// assert!(c.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.failure_threshold == 0
             || self.success_threshold == 0
@@ -123,6 +156,10 @@ pub enum CircuitState {
 
 impl CircuitState {
     /// The guide's name: `CLOSED`, `HALF_OPEN`, `OPEN`.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::client::CircuitState::HalfOpen.as_str(), "HALF_OPEN");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "CLOSED",
@@ -132,6 +169,10 @@ impl CircuitState {
     }
 
     /// The `circuit_breaker_state` gauge value: 0 closed, 1 half-open, 2 open.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::client::CircuitState::Open.gauge_value(), 2.0);
+    /// ```
     pub fn gauge_value(self) -> f64 {
         match self {
             Self::Closed => 0.0,
@@ -222,6 +263,14 @@ pub struct CircuitBreaker {
 
 /// Permission to make one call. Report its outcome with [`Permit::record`]; dropping it
 /// unreported (a cancelled call) counts as neither success nor failure.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let breaker = forten_shared::client::CircuitBreaker::new("svc", Default::default(), None)?;
+/// let permit = breaker.acquire()?;
+/// permit.record(true);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "report the outcome with record()"]
 pub struct Permit {
@@ -233,6 +282,13 @@ pub struct Permit {
 
 impl CircuitBreaker {
     /// A closed breaker for `target`; `metrics` receives `circuit_breaker_state{target}`.
+    ///
+    /// ```
+    /// let metrics = forten_shared::telemetry::Metrics::new("breaker-doc");
+    /// let breaker = forten_shared::client::CircuitBreaker::new("access-service", Default::default(), Some(&metrics))?;
+    /// assert!(metrics.render().contains("circuit_breaker_state{service=\"breaker-doc\",target=\"access-service\"} 0"));
+    /// # drop(breaker); Ok::<(), forten_shared::discovery::InvalidConfig>(())
+    /// ```
     pub fn new(
         target: impl Into<String>,
         config: CircuitBreakerConfig,
@@ -257,11 +313,25 @@ impl CircuitBreaker {
     }
 
     /// The settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = forten_shared::client::CircuitBreaker::new("svc", Default::default(), None)?;
+    /// assert_eq!(breaker.config().failure_threshold, 5);
+    /// # Ok(()) }
+    /// ```
     pub fn config(&self) -> &CircuitBreakerConfig {
         &self.inner.config
     }
 
     /// The current state (an open circuit past its `reset_timeout` reads as half-open).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = forten_shared::client::CircuitBreaker::new("svc", Default::default(), None)?;
+    /// assert_eq!(breaker.state(), forten_shared::client::CircuitState::Closed);
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> CircuitState {
         let guard = self
             .inner
@@ -275,12 +345,31 @@ impl CircuitBreaker {
     }
 
     /// State changes, in order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = forten_shared::client::CircuitBreaker::new("svc", forten_shared::client::CircuitBreakerConfig::default().failure_threshold(1), None)?;
+    /// let mut events = breaker.subscribe();
+    /// breaker.acquire()?.record(false);
+    /// assert_eq!(events.recv().await?.to, forten_shared::client::CircuitState::Open);
+    /// # Ok(()) }
+    /// ```
     pub fn subscribe(&self) -> broadcast::Receiver<CircuitEvent> {
         self.inner.events.subscribe()
     }
 
     /// Asks to make a call: refused with [`CircuitOpen`] while open, or while half-open with
     /// every probe slot taken.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = forten_shared::client::CircuitBreaker::new("svc", Default::default(), None)?;
+    /// match breaker.acquire() {
+    ///     Ok(permit) => permit.record(true), // made the call, it succeeded
+    ///     Err(open) => println!("{open}"),   // Circuit breaker is OPEN
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn acquire(&self) -> Result<Permit, CircuitOpen> {
         let mut guard = self
             .inner
@@ -348,6 +437,13 @@ impl Inner {
 
 impl Permit {
     /// Reports the call's outcome.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = forten_shared::client::CircuitBreaker::new("svc", Default::default(), None)?;
+    /// breaker.acquire()?.record(false);
+    /// # Ok(()) }
+    /// ```
     pub fn record(mut self, success: bool) {
         self.done = true;
         let inner = self.breaker.clone();

@@ -11,6 +11,10 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 /// Header carrying the caller's deadline: Unix time in milliseconds.
+///
+/// ```
+/// assert_eq!(forten_shared::client::DEADLINE_HEADER, "x-request-deadline");
+/// ```
 pub const DEADLINE_HEADER: &str = "x-request-deadline";
 
 tokio::task_local! {
@@ -33,11 +37,28 @@ pub struct Deadline;
 
 impl Deadline {
     /// The current task's deadline, if one was scoped.
+    ///
+    /// ```
+    /// assert!(forten_shared::client::Deadline::current().is_none());
+    /// ```
     pub fn current() -> Option<Instant> {
         DEADLINE.try_with(|d| *d).ok().flatten()
     }
 
     /// Runs `fut` with `deadline` as the current one (a nested scope can only shorten it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use forten_shared::client::Deadline;
+    /// # tokio_test::block_on(async {
+    /// let now = tokio::time::Instant::now();
+    /// let outer = now + Duration::from_secs(1);
+    /// let inner = Deadline::scope(Some(outer), async {
+    ///     Deadline::scope(Some(now + Duration::from_secs(5)), async { Deadline::current() }).await
+    /// }).await;
+    /// assert_eq!(inner, Some(outer), "a nested scope cannot extend the deadline");
+    /// # });
+    /// ```
     pub fn scope<F: Future>(
         deadline: Option<Instant>,
         fut: F,
@@ -78,6 +99,12 @@ impl Deadline {
     }
 
     /// Writes `deadline` into [`DEADLINE_HEADER`].
+    ///
+    /// ```
+    /// let mut headers = http::HeaderMap::new();
+    /// forten_shared::client::Deadline::inject(&mut headers, tokio::time::Instant::now());
+    /// assert!(headers["x-request-deadline"].to_str().unwrap().parse::<u64>().is_ok());
+    /// ```
     pub fn inject(headers: &mut HeaderMap, deadline: Instant) {
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
@@ -124,18 +151,37 @@ pub struct DeadlineService<S> {
 
 impl<S> DeadlineService<S> {
     /// Wraps `inner`.
+    ///
+    /// ```
+    /// let svc = forten_shared::client::DeadlineService::new(());
+    /// assert_eq!(svc.get_ref(), &());
+    /// ```
     pub fn new(inner: S) -> Self {
         Self { inner }
     }
     /// The inner service.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::client::DeadlineService::new(1).get_ref(), &1);
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
     /// The inner service, mutably.
+    ///
+    /// ```
+    /// let mut svc = forten_shared::client::DeadlineService::new(1);
+    /// *svc.get_mut() = 2;
+    /// assert_eq!(svc.into_inner(), 2);
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::client::DeadlineService::new(1).into_inner(), 1);
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

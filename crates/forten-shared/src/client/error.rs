@@ -80,11 +80,21 @@ impl From<CircuitOpen> for ClientError {
 
 impl ClientError {
     /// Whether the circuit was open.
+    ///
+    /// ```
+    /// assert!(!forten_shared::client::ClientError::Body("x".into()).is_circuit_open());
+    /// ```
     pub fn is_circuit_open(&self) -> bool {
         matches!(self, Self::CircuitOpen)
     }
 
     /// The status, for [`ClientError::Status`].
+    ///
+    /// ```
+    /// use forten_shared::client::ClientError;
+    /// let e = ClientError::Status { target: "t".into(), status: http::StatusCode::NOT_FOUND, body: String::new() };
+    /// assert_eq!(e.status(), Some(http::StatusCode::NOT_FOUND));
+    /// ```
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             Self::Status { status, .. } => Some(*status),

@@ -25,6 +25,7 @@ mod auth;
 mod breaker;
 mod deadline;
 mod error;
+mod layer;
 mod retry;
 mod service;
 
@@ -35,6 +36,10 @@ pub use self::{
     },
     deadline::{DEADLINE_HEADER, Deadline, DeadlineLayer, DeadlineService},
     error::ClientError,
+    layer::{
+        CircuitBreakerLayer, CircuitBreakerService, ClassifyOutcome, ResponseFuture,
+        ServerErrorsFail, is_circuit_open,
+    },
     retry::{RetryPolicy, is_idempotent, retry_after},
     service::{RequestBuilder, Response, ServiceClient, ServiceClientBuilder},
 };

@@ -60,34 +60,66 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// No retries at all.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::client::RetryPolicy::none().max_retries, 0);
+    /// ```
     pub fn none() -> Self {
         Self::default().max_retries(0)
     }
     /// Sets the retries after the first attempt.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::client::RetryPolicy::default().max_retries(5).max_retries, 5);
+    /// ```
     #[must_use]
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
         self
     }
     /// Sets the first delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = forten_shared::client::RetryPolicy::default().initial_delay(Duration::from_secs(30));
+    /// assert_eq!(p.initial_delay, Duration::from_secs(30));
+    /// ```
     #[must_use]
     pub fn initial_delay(mut self, d: Duration) -> Self {
         self.initial_delay = d;
         self
     }
     /// Sets the delay cap.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = forten_shared::client::RetryPolicy::default().max_delay(Duration::from_secs(30));
+    /// assert_eq!(p.max_delay, Duration::from_secs(30));
+    /// ```
     #[must_use]
     pub fn max_delay(mut self, d: Duration) -> Self {
         self.max_delay = d;
         self
     }
     /// Sets the longest `Retry-After` honoured.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = forten_shared::client::RetryPolicy::default().max_retry_after(Duration::from_secs(30));
+    /// assert_eq!(p.max_retry_after, Duration::from_secs(30));
+    /// ```
     #[must_use]
     pub fn max_retry_after(mut self, d: Duration) -> Self {
         self.max_retry_after = d;
         self
     }
     /// Sets the retry budget: `percent` of recent requests, plus `min_per_sec`, over `ttl`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = forten_shared::client::RetryPolicy::default().budget(0.1, 5, Duration::from_secs(10));
+    /// assert!(p.validate().is_ok());
+    /// ```
     #[must_use]
     pub fn budget(mut self, percent: f32, min_per_sec: u32, ttl: Duration) -> Self {
         self.budget_percent = percent;
@@ -97,6 +129,10 @@ impl RetryPolicy {
     }
 
     /// Checks the settings (the budget's bounds are tower's).
+    ///
+    /// ```
+    /// assert!(forten_shared::client::RetryPolicy::default().validate().is_ok());
+    /// ```
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !(self.multiplier >= 1.0 && self.multiplier.is_finite()) {
             return Err(InvalidConfig("retry multiplier must be at least 1".into()));

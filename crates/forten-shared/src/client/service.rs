@@ -62,18 +62,45 @@ pub struct ServiceClientBuilder {
 impl ServiceClientBuilder {
     /// The calling service's name (the `service` label of the client metrics; default
     /// `forten`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let client = forten_shared::ServiceClient::builder("access-service", discovery).caller("auth-service").build()?;
+    /// # drop(client);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     #[must_use]
     pub fn caller(mut self, name: impl Into<String>) -> Self {
         self.caller = name.into();
         self
     }
     /// Sets the circuit breaker (its `timeout` is the per-attempt timeout).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// use forten_shared::client::CircuitBreakerConfig;
+    /// let client = forten_shared::ServiceClient::builder("access-service", discovery)
+    ///     .circuit_breaker(CircuitBreakerConfig::default().failure_threshold(3)).build()?;
+    /// assert_eq!(client.breaker().config().failure_threshold, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     #[must_use]
     pub fn circuit_breaker(mut self, config: CircuitBreakerConfig) -> Self {
         self.breaker = config;
         self
     }
     /// Sets the retry policy.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let client = forten_shared::ServiceClient::builder("access-service", discovery)
+    ///     .retry_policy(forten_shared::client::RetryPolicy::none()).build()?;
+    /// # drop(client);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     #[must_use]
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -81,12 +108,31 @@ impl ServiceClientBuilder {
     }
     /// Adds `provider`'s `Authorization` header (the service token for the target) to every
     /// call.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// use std::sync::Arc;
+    /// let token = forten_shared::client::StaticAuthHeader::bearer("jwt")?;
+    /// let client = forten_shared::ServiceClient::builder("access-service", discovery).auth(Arc::new(token)).build()?;
+    /// # drop(client);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     #[must_use]
     pub fn auth(mut self, provider: Arc<dyn AuthHeaderProvider>) -> Self {
         self.auth = Some(provider);
         self
     }
     /// Uses this HTTP client (connection pool) instead of a new one.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let pool = reqwest::Client::builder().no_proxy().build()?;
+    /// let client = forten_shared::ServiceClient::builder("access-service", discovery).http_client(pool).build()?;
+    /// # drop(client);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -94,6 +140,16 @@ impl ServiceClientBuilder {
     }
 
     /// Validates the settings and builds the client.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let err = forten_shared::ServiceClient::builder("access-service", discovery)
+    ///     .circuit_breaker(forten_shared::client::CircuitBreakerConfig::default().failure_threshold(0))
+    ///     .build();
+    /// assert!(err.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     pub fn build(self) -> Result<ServiceClient, ClientError> {
         self.retry.validate()?;
         let metrics = Metrics::new(self.caller.clone());
@@ -175,6 +231,14 @@ pub struct ServiceClient {
 
 impl ServiceClient {
     /// A builder for calls to `target`, resolved through `discovery`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let client = forten_shared::ServiceClient::builder("access-service", discovery).build()?;
+    /// assert_eq!(client.target(), "access-service");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     pub fn builder(target: impl Into<String>, discovery: DiscoveryClient) -> ServiceClientBuilder {
         ServiceClientBuilder {
             target: target.into(),
@@ -188,26 +252,69 @@ impl ServiceClient {
     }
 
     /// The target service.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// assert_eq!(forten_shared::ServiceClient::builder("a", discovery).build()?.target(), "a");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     pub fn target(&self) -> &str {
         &self.inner.target
     }
 
     /// The circuit's state (the guide's `getCircuitState()`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let client = forten_shared::ServiceClient::builder("a", discovery).build()?;
+    /// if client.circuit_state() == forten_shared::client::CircuitState::Open {
+    ///     println!("Circuit is open, requests will fail fast");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     pub fn circuit_state(&self) -> CircuitState {
         self.inner.breaker.state()
     }
 
     /// Circuit state changes, in order (the guide's `onCircuitEvent('circuit:state_changed')`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let client = forten_shared::ServiceClient::builder("a", discovery).build()?;
+    /// let mut events = client.circuit_events();
+    /// tokio::spawn(async move {
+    ///     while let Ok(e) = events.recv().await { println!("Circuit state: {}", e.to); }
+    /// });
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     pub fn circuit_events(&self) -> broadcast::Receiver<CircuitEvent> {
         self.inner.breaker.subscribe()
     }
 
     /// The breaker.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> { tokio_test::block_on(async {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let client = forten_shared::ServiceClient::builder("a", discovery).build()?;
+    /// assert_eq!(client.breaker().state(), client.circuit_state());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+    /// ```
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.inner.breaker
     }
 
     /// A request with any method; `path` is appended to the instance's base URL.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.request(http::Method::HEAD, "/api/doors").send().await?;
+    /// # let _ = res;
+    /// # Ok(()) }
+    /// ```
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
         RequestBuilder {
             client: self,
@@ -223,31 +330,80 @@ impl ServiceClient {
     }
 
     /// `GET path`.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.get("/api/doors").send().await?;
+    /// # let _ = res;
+    /// # Ok(()) }
+    /// ```
     pub fn get(&self, path: &str) -> RequestBuilder<'_> {
         self.request(Method::GET, path)
     }
     /// `POST path`.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.post("/api/doors").json(&serde_json::json!({"name": "Main Entrance"})).send().await?;
+    /// # let _ = res;
+    /// # Ok(()) }
+    /// ```
     pub fn post(&self, path: &str) -> RequestBuilder<'_> {
         self.request(Method::POST, path)
     }
     /// `PUT path`.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.put("/api/doors/1").json(&serde_json::json!({"name": "Main Entrance"})).send().await?;
+    /// # let _ = res;
+    /// # Ok(()) }
+    /// ```
     pub fn put(&self, path: &str) -> RequestBuilder<'_> {
         self.request(Method::PUT, path)
     }
     /// `PATCH path`.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.patch("/api/doors/1").json(&serde_json::json!({"name": "Main Entrance"})).send().await?;
+    /// # let _ = res;
+    /// # Ok(()) }
+    /// ```
     pub fn patch(&self, path: &str) -> RequestBuilder<'_> {
         self.request(Method::PATCH, path)
     }
     /// `DELETE path`.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.delete("/api/doors/1").send().await?;
+    /// # let _ = res;
+    /// # Ok(()) }
+    /// ```
     pub fn delete(&self, path: &str) -> RequestBuilder<'_> {
         self.request(Method::DELETE, path)
     }
 
     /// `GET path`, a 2xx JSON body decoded.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let doors: Vec<serde_json::Value> = client.get_json("/api/doors").await?;
+    /// # let _ = doors;
+    /// # Ok(()) }
+    /// ```
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.get(path).send().await?.error_for_status()?.json()
     }
     /// `POST path` with a JSON body, a 2xx JSON body decoded.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let door: serde_json::Value = client.post_json("/api/doors", &serde_json::json!({"name": "Main Entrance", "buildingId": "123"})).await?;
+    /// # let _ = door;
+    /// # Ok(()) }
+    /// ```
     pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -261,6 +417,13 @@ impl ServiceClient {
             .json()
     }
     /// `PUT path` with a JSON body, a 2xx JSON body decoded.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let door: serde_json::Value = client.put_json("/api/doors", &serde_json::json!({"name": "Main Entrance", "buildingId": "123"})).await?;
+    /// # let _ = door;
+    /// # Ok(()) }
+    /// ```
     pub async fn put_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -274,6 +437,13 @@ impl ServiceClient {
             .json()
     }
     /// `PATCH path` with a JSON body, a 2xx JSON body decoded.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let door: serde_json::Value = client.patch_json("/api/doors", &serde_json::json!({"name": "Main Entrance", "buildingId": "123"})).await?;
+    /// # let _ = door;
+    /// # Ok(()) }
+    /// ```
     pub async fn patch_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -294,11 +464,19 @@ impl ServiceClient {
     }
 
     async fn execute(&self, req: RequestBuilder<'_>) -> Result<Response, ClientError> {
+        let started = Instant::now();
+        let result = self.execute_inner(req).await;
+        if !matches!(result, Err(ClientError::CircuitOpen)) {
+            self.inner.latency.record(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn execute_inner(&self, req: RequestBuilder<'_>) -> Result<Response, ClientError> {
         if let Some(e) = req.error {
             return Err(e);
         }
         let inner = &*self.inner;
-        let started = Instant::now();
         let deadline = Deadline::current();
         let attempt_timeout = req.timeout.unwrap_or(inner.breaker.config().timeout);
         inner.budget.deposit();
@@ -321,6 +499,10 @@ impl ServiceClient {
             let excluded: Vec<&str> = tried.iter().map(String::as_str).collect();
             let endpoint = inner.discovery.pick(&inner.target, &excluded).await?;
             let attempt = self.attempt(&req, endpoint.url(), timeout).await;
+            if let Err(ClientError::Auth(_)) = &attempt {
+                // Nothing was sent: says nothing about the target (the permit is released).
+                return attempt;
+            }
             let (healthy, retryable, outcome) = match &attempt {
                 Ok(res) if res.status.is_server_error() => {
                     (false, req.idempotent && retryable_status(res.status), 2)
@@ -339,7 +521,6 @@ impl ServiceClient {
             tried.push(endpoint.instance().id.clone());
             drop(endpoint);
             if !retryable || retry >= inner.retry.max_retries {
-                inner.latency.record(started.elapsed().as_secs_f64());
                 return attempt;
             }
             let mut delay = inner.retry.backoff(retry);
@@ -358,7 +539,6 @@ impl ServiceClient {
             }
             if !inner.budget.withdraw() {
                 tracing::debug!(target_service = %inner.target, "retry budget exhausted");
-                inner.latency.record(started.elapsed().as_secs_f64());
                 return attempt;
             }
             tracing::debug!(target_service = %inner.target, retry = retry + 1, ?delay, "retrying");
@@ -478,16 +658,34 @@ pub struct RequestBuilder<'a> {
 
 impl RequestBuilder<'_> {
     /// Adds a header.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// client.get("/x").header(http::header::ACCEPT, http::HeaderValue::from_static("application/json")).send().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.append(name, value);
         self
     }
     /// Adds a query parameter.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// client.get("/api/analytics/timeseries").query("type", "access.granted").send().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn query(mut self, key: &str, value: &str) -> Self {
         self.query.push((key.to_owned(), value.to_owned()));
         self
     }
     /// Sets a JSON body (and `content-type: application/json`).
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// client.post("/api/doors").json(&serde_json::json!({"name": "d"})).send().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
         match serde_json::to_vec(body) {
             Ok(bytes) => {
@@ -502,21 +700,46 @@ impl RequestBuilder<'_> {
         self
     }
     /// Sets a raw body.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// client.put("/blob").body("raw bytes").send().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = Some(body.into());
         self
     }
     /// Sets this call's per-attempt timeout (default: the breaker's `timeout`).
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// client.get("/x").timeout(std::time::Duration::from_millis(500)).send().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
     /// Marks the request safe (or not) to retry after it was sent.
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// client.post("/api/access/attempts").idempotent(true).send().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self
     }
     /// Sends it: any HTTP answer is `Ok` (see [`Response::error_for_status`]).
+    ///
+    /// ```
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.get("/api/doors").send().await?;
+    /// println!("{} from {}", res.status(), res.instance_url());
+    /// # Ok(()) }
+    /// ```
     pub async fn send(self) -> Result<Response, ClientError> {
         let client = self.client;
         client.execute(self).await
@@ -542,6 +765,11 @@ pub struct Response {
 
 impl Response {
     /// A response (for tests and adapters).
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::OK, http::HeaderMap::new(), "hi".into());
+    /// assert_eq!(res.text(), "hi");
+    /// ```
     pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes) -> Self {
         Self {
             status,
@@ -552,30 +780,66 @@ impl Response {
         }
     }
     /// The status.
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::OK, http::HeaderMap::new(), "hi".into());
+    /// assert_eq!(res.status(), 200);
+    /// ```
     pub fn status(&self) -> StatusCode {
         self.status
     }
     /// The headers.
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::OK, http::HeaderMap::new(), "hi".into());
+    /// assert!(res.headers().is_empty());
+    /// ```
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
     /// The body.
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::OK, http::HeaderMap::new(), "hi".into());
+    /// assert_eq!(&res.bytes()[..], b"hi");
+    /// ```
     pub fn bytes(&self) -> &Bytes {
         &self.body
     }
     /// The base URL of the instance that answered.
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::OK, http::HeaderMap::new(), "hi".into());
+    /// assert_eq!(res.instance_url(), "");
+    /// ```
     pub fn instance_url(&self) -> &str {
         &self.instance
     }
     /// The body as text (lossy UTF-8).
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::OK, http::HeaderMap::new(), "hi".into());
+    /// assert_eq!(res.text(), "hi");
+    /// ```
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     /// The body decoded from JSON.
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::OK, http::HeaderMap::new(), "[1,2]".into());
+    /// assert_eq!(res.json::<Vec<u8>>()?, vec![1, 2]);
+    /// # Ok::<(), forten_shared::client::ClientError>(())
+    /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
         serde_json::from_slice(&self.body).map_err(|e| ClientError::Body(e.to_string()))
     }
     /// `Err(ClientError::Status)` unless 2xx.
+    ///
+    /// ```
+    /// let res = forten_shared::client::Response::new(http::StatusCode::NOT_FOUND, http::HeaderMap::new(), "".into());
+    /// assert_eq!(res.error_for_status().unwrap_err().status(), Some(http::StatusCode::NOT_FOUND));
+    /// ```
     pub fn error_for_status(self) -> Result<Self, ClientError> {
         if self.status.is_success() {
             Ok(self)

@@ -29,6 +29,10 @@ pub enum RegistryAccess {
 
 impl RegistryAccess {
     /// The service-token scope this access needs.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::discovery::RegistryAccess::Read.required_scope(), "registry:read");
+    /// ```
     pub fn required_scope(self) -> &'static str {
         match self {
             Self::Read => "registry:read",
@@ -55,6 +59,10 @@ pub enum AccessDenied {
 
 impl AccessDenied {
     /// The HTTP status to answer with.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::discovery::AccessDenied::Unauthenticated("no token".into()).status(), 401);
+    /// ```
     pub fn status(&self) -> http::StatusCode {
         match self {
             Self::Unauthenticated(_) => http::StatusCode::UNAUTHORIZED,

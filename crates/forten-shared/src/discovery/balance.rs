@@ -56,6 +56,12 @@ impl Default for OutlierConfig {
 
 impl OutlierConfig {
     /// Validated settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = forten_shared::discovery::OutlierConfig::try_new(5, Duration::from_secs(30), Duration::from_secs(300), 30)?;
+    /// # drop(cfg); Ok::<(), forten_shared::discovery::InvalidConfig>(())
+    /// ```
     pub fn try_new(
         consecutive_failures: u32,
         ejection_time: Duration,
@@ -86,6 +92,13 @@ impl OutlierConfig {
     }
 
     /// Settings without validation, for constants.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use forten_shared::discovery::OutlierConfig;
+    /// const STRICT: OutlierConfig = OutlierConfig::new_unchecked(1, Duration::from_secs(5), Duration::from_secs(60), 50);
+    /// assert_eq!(STRICT.consecutive_failures(), 1);
+    /// ```
     pub const fn new_unchecked(
         consecutive_failures: u32,
         ejection_time: Duration,
@@ -101,6 +114,10 @@ impl OutlierConfig {
     }
 
     /// Failures in a row that eject an instance.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::discovery::OutlierConfig::default().consecutive_failures(), 3);
+    /// ```
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
     }
@@ -192,16 +209,37 @@ impl Endpoint {
     }
 
     /// The instance.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let endpoint = discovery.pick("access-service", &[]).await?;
+    /// println!("{}", endpoint.instance().id);
+    /// # Ok(()) }
+    /// ```
     pub fn instance(&self) -> &ServiceInstance {
         &self.instance
     }
 
     /// The instance's base URL.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let endpoint = discovery.pick("access-service", &[]).await?;
+    /// println!("{}", endpoint.url());
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> &str {
         &self.instance.url
     }
 
     /// Records the outcome of the call; `true` when this failure ejected the instance.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let endpoint = discovery.pick("access-service", &[]).await?;
+    /// let ejected = endpoint.record(false);
+    /// # let _ = ejected; Ok(()) }
+    /// ```
     pub fn record(&self, success: bool) -> bool {
         let ejected = self.stats.record(success, &self.outlier);
         if ejected {

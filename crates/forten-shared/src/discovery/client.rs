@@ -82,6 +82,10 @@ impl Default for DiscoveryConfig {
 
 impl DiscoveryConfig {
     /// Defaults for the registry at `registry_url`.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::discovery::DiscoveryConfig::new("http://gw:3000/").registry_url, "http://gw:3000");
+    /// ```
     pub fn new(registry_url: impl Into<String>) -> Self {
         Self {
             registry_url: registry_url.into().trim_end_matches('/').to_owned(),
@@ -95,36 +99,68 @@ impl DiscoveryConfig {
         }
     }
     /// Sets the heartbeat period.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(forten_shared::discovery::DiscoveryConfig::default().heartbeat_interval(Duration::from_secs(2)).heartbeat_interval, Duration::from_secs(2));
+    /// ```
     #[must_use]
     pub fn heartbeat_interval(mut self, d: Duration) -> Self {
         self.heartbeat_interval = d;
         self
     }
     /// Sets the cache refresh period.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(forten_shared::discovery::DiscoveryConfig::default().refresh_interval(Duration::from_secs(2)).refresh_interval, Duration::from_secs(2));
+    /// ```
     #[must_use]
     pub fn refresh_interval(mut self, d: Duration) -> Self {
         self.refresh_interval = d;
         self
     }
     /// Sets the timeout of registry calls.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(forten_shared::discovery::DiscoveryConfig::default().request_timeout(Duration::from_secs(2)).request_timeout, Duration::from_secs(2));
+    /// ```
     #[must_use]
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
         self
     }
     /// Sets the balancing strategy.
+    ///
+    /// ```
+    /// use forten_shared::discovery::BalanceStrategy;
+    /// assert_eq!(forten_shared::discovery::DiscoveryConfig::default().strategy(BalanceStrategy::Random).strategy, BalanceStrategy::Random);
+    /// ```
     #[must_use]
     pub fn strategy(mut self, s: BalanceStrategy) -> Self {
         self.strategy = s;
         self
     }
     /// Sets outlier ejection.
+    ///
+    /// ```
+    /// let cfg = forten_shared::discovery::DiscoveryConfig::default().outlier(forten_shared::discovery::OutlierConfig::default());
+    /// # drop(cfg);
+    /// ```
     #[must_use]
     pub fn outlier(mut self, o: OutlierConfig) -> Self {
         self.outlier = o;
         self
     }
     /// Sends `provider`'s header to the registry.
+    ///
+    /// ```
+    /// let token = forten_shared::client::StaticAuthHeader::bearer("jwt")?;
+    /// let cfg = forten_shared::discovery::DiscoveryConfig::default().auth(std::sync::Arc::new(token));
+    /// assert!(cfg.auth.is_some());
+    /// # Ok::<(), http::header::InvalidHeaderValue>(())
+    /// ```
     #[must_use]
     pub fn auth(mut self, provider: Arc<dyn AuthHeaderProvider>) -> Self {
         self.auth = Some(provider);
@@ -132,6 +168,10 @@ impl DiscoveryConfig {
     }
 
     /// Checks the settings (done again by [`DiscoveryClient::new`]).
+    ///
+    /// ```
+    /// assert!(forten_shared::discovery::DiscoveryConfig::default().validate().is_ok());
+    /// ```
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let url = reqwest::Url::parse(&self.registry_url)
             .map_err(|e| InvalidConfig(format!("registry url {:?}: {e}", self.registry_url)))?;
@@ -156,10 +196,14 @@ impl DiscoveryConfig {
 /// A service's instances, shared with every in-flight pick.
 type Instances = Arc<[Arc<ServiceInstance>]>;
 
-/// The instances of one service as last fetched.
-#[derive(Debug)]
+/// The instances of one service as last fetched, with their load records (looked up once
+/// per refresh, so that a pick takes no lock but the cache's read lock and allocates nothing
+/// but its candidate list).
+#[derive(Debug, Clone)]
 struct CachedService {
-    instances: Arc<[Arc<ServiceInstance>]>,
+    instances: Instances,
+    /// `stats[i]` belongs to `instances[i]`.
+    stats: Arc<[Arc<EndpointStats>]>,
     /// Round-robin position.
     next: Arc<AtomicUsize>,
 }
@@ -209,6 +253,13 @@ pub struct DiscoveryClient {
 
 impl DiscoveryClient {
     /// Validates `config` and starts the cache refresher (needs a tokio runtime).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// assert!(discovery.is_connected());
+    /// # Ok(()) }
+    /// ```
     pub fn new(config: DiscoveryConfig) -> Result<Self, DiscoveryError> {
         config.validate()?;
         let handle =
@@ -239,16 +290,40 @@ impl DiscoveryClient {
     }
 
     /// The settings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// assert_eq!(discovery.config().registry_url, "http://127.0.0.1:3000");
+    /// # Ok(()) }
+    /// ```
     pub fn config(&self) -> &DiscoveryConfig {
         &self.inner.config
     }
 
     /// Registry connection events: `Disconnected`, then `Reconnected`, …
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// let mut events = discovery.subscribe();
+    /// tokio::spawn(async move {
+    ///     while let Ok(e) = events.recv().await { println!("registry: {e:?}"); }
+    /// });
+    /// # Ok(()) }
+    /// ```
     pub fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
         self.inner.events.subscribe()
     }
 
     /// Whether the last registry call succeeded.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let discovery = forten_shared::discovery::DiscoveryClient::new(forten_shared::discovery::DiscoveryConfig::default())?;
+    /// assert!(discovery.is_connected());
+    /// # Ok(()) }
+    /// ```
     pub fn is_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Relaxed)
     }
@@ -256,6 +331,14 @@ impl DiscoveryClient {
     /// Registers an instance and keeps it alive: heartbeats every `heartbeat_interval` (at
     /// most a third of the registry's TTL), registers again under the same id when the
     /// registry answers 404. Returns the instance id.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// use forten_shared::discovery::Registration;
+    /// let id = discovery.register(Registration::new("auth-service", "1.0.0", "auth-service", 3001)).await?;
+    /// # let _ = id;
+    /// # Ok(()) }
+    /// ```
     pub async fn register(&self, registration: Registration) -> Result<String, DiscoveryError> {
         let created = self.inner.post_registration(&registration).await?;
         let mut registration = registration;
@@ -279,6 +362,12 @@ impl DiscoveryClient {
     }
 
     /// Deregisters every instance this client registered and stops its background tasks.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// discovery.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
         self.inner.tasks.close();
@@ -299,6 +388,12 @@ impl DiscoveryClient {
     }
 
     /// Deregisters one instance.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// discovery.deregister("0190c0de-…").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn deregister(&self, id: &str) -> Result<(), DiscoveryError> {
         self.inner
             .registered
@@ -316,6 +411,13 @@ impl DiscoveryClient {
 
     /// The healthy instances of `name`, from the cache when the service was looked up before
     /// (the cache is refreshed in the background), else from the registry.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let instances = discovery.discover("access-service").await?;
+    /// # let _ = instances;
+    /// # Ok(()) }
+    /// ```
     pub async fn discover(&self, name: &str) -> Result<Vec<ServiceInstance>, DiscoveryError> {
         Ok(self
             .cached(name)
@@ -326,6 +428,13 @@ impl DiscoveryClient {
     }
 
     /// One healthy instance of `name`, load balanced.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let instance = discovery.get_service_instance("access-service").await?;
+    /// println!("{} at {}", instance.id, instance.url);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_service_instance(
         &self,
         name: &str,
@@ -334,35 +443,44 @@ impl DiscoveryClient {
     }
 
     /// The base URL of one healthy instance of `name`, load balanced.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let url = discovery.get_service_url("access-service").await?;
+    /// # let _ = url;
+    /// # Ok(()) }
+    /// ```
     pub async fn get_service_url(&self, name: &str) -> Result<String, DiscoveryError> {
         Ok(self.pick(name, &[]).await?.url().to_owned())
     }
 
     /// Chooses an instance of `name` for one call, avoiding the instance ids in `exclude`
     /// (those already tried) and ejected instances when others remain.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let first = discovery.pick("access-service", &[]).await?;
+    /// let retry_elsewhere = discovery.pick("access-service", &[first.instance().id.as_str()]).await?;
+    /// # let _ = retry_elsewhere;
+    /// # Ok(()) }
+    /// ```
     pub async fn pick(&self, name: &str, exclude: &[&str]) -> Result<Endpoint, DiscoveryError> {
-        let (instances, next) = match self.cached_with_counter(name) {
+        let snapshot = match self.snapshot(name) {
             Some(found) => found,
             None => {
                 self.cached(name).await?;
-                self.cached_with_counter(name)
+                self.snapshot(name)
                     .ok_or_else(|| DiscoveryError::NoInstances(name.to_owned()))?
             }
         };
+        let CachedService {
+            instances,
+            stats,
+            next,
+        } = snapshot;
         if instances.is_empty() {
             return Err(DiscoveryError::NoInstances(name.to_owned()));
         }
-        let stats: Vec<Arc<EndpointStats>> = {
-            let mut map = self
-                .inner
-                .stats
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            instances
-                .iter()
-                .map(|i| map.entry(i.id.clone()).or_default().clone())
-                .collect()
-        };
         let now = Instant::now();
         let ejected: Vec<bool> = stats.iter().map(|s| s.is_ejected(now)).collect();
         let n_ejected = ejected.iter().filter(|e| **e).count();
@@ -394,6 +512,12 @@ impl DiscoveryClient {
     }
 
     /// Every service with every instance, straight from the registry (`forten registry list`).
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// print!("{}", forten_shared::discovery::render_registry_table(&discovery.list_services().await?, chrono::Utc::now()));
+    /// # Ok(()) }
+    /// ```
     pub async fn list_services(&self) -> Result<Vec<ServiceEntry>, DiscoveryError> {
         let url = format!("{}/registry/services", self.inner.config.registry_url);
         let res = self.inner.send(self.inner.http.get(url)).await?;
@@ -408,25 +532,30 @@ impl DiscoveryClient {
     }
 
     /// Fetches `name` from the registry now and updates the cache.
+    ///
+    /// ```
+    /// # async fn f(discovery: forten_shared::discovery::DiscoveryClient) -> Result<(), forten_shared::discovery::DiscoveryError> {
+    /// let fresh = discovery.refresh("access-service").await?;
+    /// # let _ = fresh;
+    /// # Ok(()) }
+    /// ```
     pub async fn refresh(&self, name: &str) -> Result<Vec<ServiceInstance>, DiscoveryError> {
         let fresh = self.inner.refresh(name).await?;
         Ok(fresh.iter().map(|i| ServiceInstance::clone(i)).collect())
     }
 
-    fn cached_with_counter(&self, name: &str) -> Option<(Instances, Arc<AtomicUsize>)> {
+    fn snapshot(&self, name: &str) -> Option<CachedService> {
         let cache = self
             .inner
             .cache
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        cache
-            .get(name)
-            .map(|c| (c.instances.clone(), c.next.clone()))
+        cache.get(name).cloned()
     }
 
     async fn cached(&self, name: &str) -> Result<Arc<[Arc<ServiceInstance>]>, DiscoveryError> {
-        if let Some((instances, _)) = self.cached_with_counter(name) {
-            return Ok(instances);
+        if let Some(found) = self.snapshot(name) {
+            return Ok(found.instances);
         }
         self.inner.refresh(name).await
     }
@@ -519,16 +648,26 @@ impl Inner {
         .await;
         match fetched {
             Ok(found) => {
-                let instances: Arc<[Arc<ServiceInstance>]> =
-                    found.instances.into_iter().map(Arc::new).collect();
+                let instances: Instances = found.instances.into_iter().map(Arc::new).collect();
+                let stats: Arc<[Arc<EndpointStats>]> = {
+                    let mut map = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+                    instances
+                        .iter()
+                        .map(|i| map.entry(i.id.clone()).or_default().clone())
+                        .collect()
+                };
                 let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
                 match cache.get_mut(name) {
-                    Some(entry) => entry.instances = instances.clone(),
+                    Some(entry) => {
+                        entry.instances = instances.clone();
+                        entry.stats = stats;
+                    }
                     None => {
                         cache.insert(
                             name.to_owned(),
                             CachedService {
                                 instances: instances.clone(),
+                                stats,
                                 next: Arc::new(AtomicUsize::new(fastrand::usize(..1024))),
                             },
                         );
@@ -568,11 +707,16 @@ async fn refresh_loop(inner: Arc<Inner>) {
             .keys()
             .cloned()
             .collect();
-        for name in names {
-            if let Err(e) = inner.refresh(&name).await {
-                tracing::debug!(service = %name, error = %e, "discovery refresh failed");
+        // Concurrently: one slow answer must not delay every other service's refresh.
+        let refreshes = names.iter().map(|name| {
+            let inner = &inner;
+            async move {
+                if let Err(e) = inner.refresh(name).await {
+                    tracing::debug!(service = %name, error = %e, "discovery refresh failed");
+                }
             }
-        }
+        });
+        futures_util::future::join_all(refreshes).await;
     }
 }
 

@@ -44,6 +44,11 @@ pub struct Registration {
 
 impl Registration {
     /// A registration for `http://host:port`, with health checks at `/health`.
+    ///
+    /// ```
+    /// let reg = forten_shared::discovery::Registration::new("a", "1.0.0", "10.0.0.5", 3002);
+    /// assert_eq!(reg.url(), "http://10.0.0.5:3002");
+    /// ```
     pub fn new(
         name: impl Into<String>,
         version: impl Into<String>,
@@ -134,6 +139,10 @@ pub enum InstanceStatus {
 
 impl InstanceStatus {
     /// The lowercase name.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::discovery::InstanceStatus::Unhealthy.as_str(), "unhealthy");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Healthy => "healthy",
@@ -182,6 +191,12 @@ pub struct ServiceInstance {
 
 impl ServiceInstance {
     /// A healthy instance built from a registration at `now`.
+    ///
+    /// ```
+    /// use forten_shared::discovery::{InstanceStatus, Registration, ServiceInstance};
+    /// let i = ServiceInstance::from_registration("id".into(), &Registration::new("a", "1", "h", 1), chrono::Utc::now());
+    /// assert_eq!(i.status, InstanceStatus::Healthy);
+    /// ```
     pub fn from_registration(id: String, reg: &Registration, now: DateTime<Utc>) -> Self {
         Self {
             id,

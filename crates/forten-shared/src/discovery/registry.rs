@@ -58,18 +58,33 @@ impl Default for HealthCheckConfig {
 
 impl HealthCheckConfig {
     /// Sets the polling interval.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(forten_shared::discovery::HealthCheckConfig::default().interval(Duration::from_secs(1)).interval, Duration::from_secs(1));
+    /// ```
     #[must_use]
     pub fn interval(mut self, d: Duration) -> Self {
         self.interval = d;
         self
     }
     /// Sets the timeout of one check.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(forten_shared::discovery::HealthCheckConfig::default().timeout(Duration::from_secs(1)).timeout, Duration::from_secs(1));
+    /// ```
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self
     }
     /// Sets the failures-to-unhealthy and successes-to-healthy thresholds.
+    ///
+    /// ```
+    /// let hc = forten_shared::discovery::HealthCheckConfig::default().thresholds(5, 1);
+    /// assert_eq!((hc.unhealthy_threshold, hc.healthy_threshold), (5, 1));
+    /// ```
     #[must_use]
     pub fn thresholds(mut self, unhealthy: u32, healthy: u32) -> Self {
         self.unhealthy_threshold = unhealthy;
@@ -112,24 +127,42 @@ impl Default for RegistryConfig {
 
 impl RegistryConfig {
     /// Sets the metrics `service` label.
+    ///
+    /// ```
+    /// assert_eq!(forten_shared::discovery::RegistryConfig::default().service("gw-2").service, "gw-2");
+    /// ```
     #[must_use]
     pub fn service(mut self, name: impl Into<String>) -> Self {
         self.service = name.into();
         self
     }
     /// Sets the heartbeat TTL.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(forten_shared::discovery::RegistryConfig::default().ttl(Duration::from_secs(9)).ttl, Duration::from_secs(9));
+    /// ```
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
     /// Sets the eviction sweep interval.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(forten_shared::discovery::RegistryConfig::default().sweep_interval(Duration::from_millis(200)).sweep_interval, Duration::from_millis(200));
+    /// ```
     #[must_use]
     pub fn sweep_interval(mut self, d: Duration) -> Self {
         self.sweep_interval = d;
         self
     }
     /// Sets (or disables) active health checks.
+    ///
+    /// ```
+    /// assert!(forten_shared::discovery::RegistryConfig::default().health_checks(None).health_checks.is_none());
+    /// ```
     #[must_use]
     pub fn health_checks(mut self, hc: Option<HealthCheckConfig>) -> Self {
         self.health_checks = hc;
@@ -137,6 +170,10 @@ impl RegistryConfig {
     }
 
     /// Checks the settings (done again by [`Registry::start`]).
+    ///
+    /// ```
+    /// assert!(forten_shared::discovery::RegistryConfig::default().validate().is_ok());
+    /// ```
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.ttl < Duration::from_secs(1) {
             return Err(InvalidConfig("registry ttl must be at least 1s".into()));
@@ -225,18 +262,46 @@ pub struct RegistryBuilder {
 
 impl RegistryBuilder {
     /// Uses `store` (default: [`MemoryRegistryStore`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let store = std::sync::Arc::new(forten_shared::discovery::MemoryRegistryStore::default());
+    /// let registry = Registry::builder(RegistryConfig::default()).store(store).start()?;
+    /// # drop(registry);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn store(mut self, store: Arc<dyn RegistryStore>) -> Self {
         self.store = store;
         self
     }
     /// Publishes `service.registered` / `service.deregistered` through `publisher`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let bus = forten_shared::EventBus::in_process("api-gateway");
+    /// let registry = Registry::builder(RegistryConfig::default())
+    ///     .events(forten_shared::EventPublisher::new(bus)).start()?;
+    /// # drop(registry);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn events(mut self, publisher: EventPublisher) -> Self {
         self.events = Some(publisher);
         self
     }
     /// Uses `authorizer` for the read and write route groups (default: [`AllowAll`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default())
+    ///     .authorizer(std::sync::Arc::new(forten_shared::discovery::AllowAll)).start()?;
+    /// # drop(registry);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn authorizer(mut self, authorizer: Arc<dyn RegistryAuthorizer>) -> Self {
         self.authorizer = authorizer;
@@ -244,6 +309,15 @@ impl RegistryBuilder {
     }
 
     /// Validates the configuration and starts the background sweeper (needs a tokio runtime).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default()).start()?;
+    /// assert!(Registry::builder(RegistryConfig::default().ttl(std::time::Duration::ZERO)).start().is_err());
+    /// # drop(registry);
+    /// # Ok(()) }
+    /// ```
     pub fn start(self) -> Result<Registry, InvalidConfig> {
         self.config.validate()?;
         let handle = tokio::runtime::Handle::try_current()
@@ -277,6 +351,14 @@ impl RegistryBuilder {
 
 impl Registry {
     /// A builder with the memory store, no events and no auth.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// # drop(registry);
+    /// # Ok(()) }
+    /// ```
     pub fn builder(config: RegistryConfig) -> RegistryBuilder {
         RegistryBuilder {
             config,
@@ -287,6 +369,15 @@ impl Registry {
     }
 
     /// The routes of SPEC §6, reads and writes each guarded by the authorizer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// let gateway: axum::Router = axum::Router::new().merge(registry.router());
+    /// # drop(gateway);
+    /// # Ok(()) }
+    /// ```
     pub fn router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
@@ -312,6 +403,15 @@ impl Registry {
     }
 
     /// Registers an instance (what `POST /registry/services` does).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// let created = registry.register(forten_shared::discovery::Registration::new("a", "1", "h", 1)).await?;
+    /// assert_eq!(created.ttl_seconds, 30);
+    /// # Ok(()) }
+    /// ```
     pub async fn register(&self, reg: Registration) -> Result<RegisterResponse, RegistryError> {
         if reg.name.trim().is_empty() {
             return Err(RegistryError::Invalid("name is empty".into()));
@@ -348,6 +448,16 @@ impl Registry {
     }
 
     /// Records a heartbeat; [`RegistryError::UnknownInstance`] when unknown.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// let created = registry.register(forten_shared::discovery::Registration::new("a", "1", "h", 1)).await?;
+    /// registry.heartbeat(&created.id).await?;
+    /// assert!(registry.heartbeat("unknown").await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn heartbeat(&self, id: &str) -> Result<RegisterResponse, RegistryError> {
         if self.shared.store.heartbeat(id, Utc::now()).await? {
             Ok(RegisterResponse {
@@ -360,6 +470,16 @@ impl Registry {
     }
 
     /// Deregisters an instance (idempotent).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// let created = registry.register(forten_shared::discovery::Registration::new("a", "1", "h", 1)).await?;
+    /// registry.deregister(&created.id).await?;
+    /// assert!(registry.services().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn deregister(&self, id: &str) -> Result<(), RegistryError> {
         if let Some(inst) = self.shared.store.remove(id).await? {
             tracing::info!(service = %inst.name, instance = %id, "instance deregistered");
@@ -370,6 +490,15 @@ impl Registry {
     }
 
     /// Every live service with every instance, sorted by name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// let created = registry.register(forten_shared::discovery::Registration::new("a", "1", "h", 1)).await?;
+    /// assert_eq!(registry.services().await?[0].name, "a");
+    /// # Ok(()) }
+    /// ```
     pub async fn services(&self) -> Result<Vec<ServiceEntry>, RegistryError> {
         let mut by_name: BTreeMap<String, Vec<ServiceInstance>> = BTreeMap::new();
         for inst in self.shared.live().await? {
@@ -385,6 +514,15 @@ impl Registry {
     }
 
     /// The instances of `name`: the healthy ones, or with `all` every one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// let created = registry.register(forten_shared::discovery::Registration::new("a", "1", "h", 1)).await?;
+    /// assert_eq!(registry.instances("a", false).await?[0].id, created.id);
+    /// # Ok(()) }
+    /// ```
     pub async fn instances(
         &self,
         name: &str,
@@ -402,11 +540,28 @@ impl Registry {
     }
 
     /// Runs one eviction sweep now (the background task does this every `sweep_interval`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// let created = registry.register(forten_shared::discovery::Registration::new("a", "1", "h", 1)).await?;
+    /// assert!(registry.evict_expired().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn evict_expired(&self) -> Result<Vec<ServiceInstance>, RegistryError> {
         Ok(self.shared.evict().await?)
     }
 
     /// Stops the background tasks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use forten_shared::discovery::{Registry, RegistryConfig};
+    /// let registry = Registry::builder(RegistryConfig::default().health_checks(None)).start()?;
+    /// registry.shutdown();
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown(&self) {
         self.shared.cancel.cancel();
     }

@@ -196,6 +196,15 @@ fn redis_err(e: redis::RedisError) -> StoreError {
 #[cfg(feature = "redis")]
 impl RedisRegistryStore {
     /// Connects (giving up after 10 s); keys are `prefix` + `instances|heartbeats|status`.
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), forten_shared::discovery::StoreError> {
+    /// use std::sync::Arc;
+    /// use forten_shared::discovery::{RedisRegistryStore, Registry, RegistryConfig};
+    /// let store = RedisRegistryStore::connect("redis://127.0.0.1:6379", "forten:registry:").await?;
+    /// let registry = Registry::builder(RegistryConfig::default()).store(Arc::new(store)).start();
+    /// # drop(registry); Ok(()) }
+    /// ```
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(redis_err)?;
         let conn = tokio::time::timeout(

@@ -132,3 +132,44 @@ async fn late_answer_from_before_opening_does_not_count() {
     slow.record(true); // a success from the previous period must not close it
     assert_eq!(breaker.state(), CircuitState::Open);
 }
+
+#[tokio::test(start_paused = true)]
+async fn breaker_layer_fails_fast_without_calling_the_inner_service() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use forten_shared::client::{CircuitBreakerLayer, is_circuit_open};
+    use tower::{ServiceBuilder, ServiceExt as _, service_fn};
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let breaker = CircuitBreaker::new(
+        "svc",
+        CircuitBreakerConfig::default().failure_threshold(2),
+        None,
+    )
+    .unwrap();
+    let counter = calls.clone();
+    let svc = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(breaker.clone()))
+        .service(service_fn(move |_req: http::Request<()>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder().status(502).body(()).unwrap(),
+                )
+            }
+        }));
+    for _ in 0..2 {
+        let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+        assert_eq!(res.status(), 502);
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+    let err = svc
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap_err();
+    assert!(is_circuit_open(&*err));
+    assert_eq!(err.to_string(), "Circuit breaker is OPEN");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

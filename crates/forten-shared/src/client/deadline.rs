@@ -106,14 +106,17 @@ impl Deadline {
     /// assert!(headers["x-request-deadline"].to_str().unwrap().parse::<u64>().is_ok());
     /// ```
     pub fn inject(headers: &mut HeaderMap, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
-            return;
-        };
-        let at = u64::try_from((now + left).as_millis()).unwrap_or(u64::MAX);
-        if let Ok(v) = HeaderValue::from_str(&at.to_string()) {
+        if let Some(v) = Self::header_value(deadline) {
             headers.insert(DEADLINE_HEADER, v);
         }
+    }
+
+    /// The [`DEADLINE_HEADER`] value for `deadline`.
+    pub(crate) fn header_value(deadline: Instant) -> Option<HeaderValue> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+        let at = u64::try_from((now + left).as_millis()).unwrap_or(u64::MAX);
+        Some(HeaderValue::from(at))
     }
 }
 

@@ -518,11 +518,11 @@ impl ServiceClient {
             permit.record(healthy);
             endpoint.record(healthy);
             self.count(outcome);
-            tried.push(endpoint.instance().id.clone());
-            drop(endpoint);
             if !retryable || retry >= inner.retry.max_retries {
                 return attempt;
             }
+            tried.push(endpoint.instance().id.clone());
+            drop(endpoint);
             let mut delay = inner.retry.backoff(retry);
             if let Ok(res) = &attempt
                 && let Some(after) = retry_after(&res.headers)
@@ -576,16 +576,16 @@ impl ServiceClient {
                 .map_err(|e| ClientError::Auth(e.to_string()))?;
             builder = builder.header(http::header::AUTHORIZATION, value);
         }
-        let mut deadline_headers = HeaderMap::new();
-        Deadline::inject(&mut deadline_headers, Instant::now() + timeout);
-        builder = builder.headers(deadline_headers);
+        if let Some(value) = Deadline::header_value(Instant::now() + timeout) {
+            builder = builder.header(super::DEADLINE_HEADER, value);
+        }
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());
         }
         let call = async {
-            let res = crate::telemetry::send_traced(builder).await?;
+            let mut res = crate::telemetry::send_traced(builder).await?;
             let status = res.status();
-            let headers = res.headers().clone();
+            let headers = std::mem::take(res.headers_mut());
             let body = res.bytes().await?;
             Ok::<_, reqwest::Error>(Response {
                 status,

@@ -1,7 +1,7 @@
 //! Load balancing over the instances of a service, with per-instance load (outstanding
 //! requests) and outlier ejection.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -128,6 +128,9 @@ impl OutlierConfig {
 pub(crate) struct EndpointStats {
     pub(crate) outstanding: AtomicUsize,
     failures: AtomicU32,
+    /// Set while an ejection may be in force, so that the common path (never ejected) reads
+    /// one atomic instead of locking.
+    ejected: AtomicBool,
     /// std mutex: a few instructions, never across an await.
     ejection: Mutex<Ejection>,
 }
@@ -140,6 +143,9 @@ struct Ejection {
 
 impl EndpointStats {
     pub(crate) fn is_ejected(&self, now: Instant) -> bool {
+        if !self.ejected.load(Ordering::Relaxed) {
+            return false;
+        }
         self.ejection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -149,11 +155,16 @@ impl EndpointStats {
 
     pub(crate) fn record(&self, success: bool, cfg: &OutlierConfig) -> bool {
         if success {
-            self.failures.store(0, Ordering::Relaxed);
-            let mut ej = self.ejection.lock().unwrap_or_else(PoisonError::into_inner);
-            if ej.until.is_some_and(|u| u <= Instant::now()) {
-                ej.until = None;
-                ej.times = ej.times.saturating_sub(1);
+            if self.failures.load(Ordering::Relaxed) != 0 {
+                self.failures.store(0, Ordering::Relaxed);
+            }
+            if self.ejected.load(Ordering::Relaxed) {
+                let mut ej = self.ejection.lock().unwrap_or_else(PoisonError::into_inner);
+                if ej.until.is_some_and(|u| u <= Instant::now()) {
+                    ej.until = None;
+                    ej.times = ej.times.saturating_sub(1);
+                    self.ejected.store(false, Ordering::Relaxed);
+                }
             }
             return false;
         }
@@ -173,6 +184,7 @@ impl EndpointStats {
             .min(cfg.max_ejection_time);
         ej.until = Some(Instant::now() + time);
         ej.times = ej.times.saturating_add(1);
+        self.ejected.store(true, Ordering::Relaxed);
         true
     }
 }

@@ -482,8 +482,22 @@ impl DiscoveryClient {
             return Err(DiscoveryError::NoInstances(name.to_owned()));
         }
         let now = Instant::now();
+        let n_ejected = stats.iter().filter(|s| s.is_ejected(now)).count();
+        if exclude.is_empty() && n_ejected == 0 {
+            // The common case: every instance is a candidate, nothing to allocate.
+            let chosen = choose(
+                self.inner.config.strategy,
+                &next,
+                |c| stats[c].outstanding.load(Ordering::Relaxed),
+                instances.len(),
+            );
+            return Ok(Endpoint::new(
+                instances[chosen].clone(),
+                stats[chosen].clone(),
+                self.inner.config.outlier,
+            ));
+        }
         let ejected: Vec<bool> = stats.iter().map(|s| s.is_ejected(now)).collect();
-        let n_ejected = ejected.iter().filter(|e| **e).count();
         // Honour ejections only while they stay within the percentage (panic mode otherwise).
         let honour = n_ejected * 100
             <= instances.len() * usize::from(self.inner.config.outlier_max_percent());

@@ -76,39 +76,52 @@ async fn bench_service_client_vs_bare_reqwest() {
         bare.get(&url).send().await.unwrap().bytes().await.unwrap();
         client.get("/bench").send().await.unwrap();
     }
+    // Interleaved rounds, order alternating, medians reported: the machine is small and
+    // noisy, and server and clients share it.
     let mut rounds = Vec::new();
-    for _ in 0..3 {
+    for i in 0..6 {
         let b = bare.clone();
         let u = url.clone();
-        let base = run(move || {
+        let bare_run = move || {
             let b = b.clone();
             let u = u.clone();
             async move {
                 b.get(&u).send().await.unwrap().bytes().await.unwrap();
             }
-        })
-        .await;
+        };
         let c = client.clone();
-        let ours = run(move || {
+        let ours_run = move || {
             let c = c.clone();
             async move {
                 c.get("/bench").send().await.unwrap();
             }
-        })
-        .await;
+        };
+        let (base, ours) = if i % 2 == 0 {
+            let base = run(bare_run).await;
+            (base, run(ours_run).await)
+        } else {
+            let ours = run(ours_run).await;
+            (run(bare_run).await, ours)
+        };
+        println!(
+            "round {i}: bare {:.0} req/s p50 {:?} p99 {:?} | ServiceClient {:.0} req/s p50 {:?} p99 {:?}",
+            base.throughput, base.p50, base.p99, ours.throughput, ours.p50, ours.p99,
+        );
         rounds.push((base, ours));
     }
-    for (i, (base, ours)) in rounds.iter().enumerate() {
-        println!(
-            "round {i}: bare {:.0} req/s p50 {:?} p99 {:?} | ServiceClient {:.0} req/s p50 {:?} p99 {:?} | throughput ratio {:.2} p99 ratio {:.2}",
-            base.throughput,
-            base.p50,
-            base.p99,
-            ours.throughput,
-            ours.p50,
-            ours.p99,
-            ours.throughput / base.throughput,
-            ours.p99.as_secs_f64() / base.p99.as_secs_f64(),
-        );
-    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    let bt = median(rounds.iter().map(|r| r.0.throughput).collect());
+    let ot = median(rounds.iter().map(|r| r.1.throughput).collect());
+    let b50 = median(rounds.iter().map(|r| r.0.p50.as_secs_f64() * 1e3).collect());
+    let o50 = median(rounds.iter().map(|r| r.1.p50.as_secs_f64() * 1e3).collect());
+    let b99 = median(rounds.iter().map(|r| r.0.p99.as_secs_f64() * 1e3).collect());
+    let o99 = median(rounds.iter().map(|r| r.1.p99.as_secs_f64() * 1e3).collect());
+    println!(
+        "median: bare {bt:.0} req/s p50 {b50:.3} ms p99 {b99:.3} ms | ServiceClient {ot:.0} req/s p50 {o50:.3} ms p99 {o99:.3} ms | throughput ratio {:.2}, p99 ratio {:.2}",
+        ot / bt,
+        o99 / b99
+    );
 }

@@ -23,6 +23,38 @@ pub(crate) enum Command {
     /// Built-in benchmarks: the toolkit against the raw client, in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Mint a service token (operations, debugging); prints the bare JWT on stdout.
+    Token(TokenArgs),
+}
+
+/// `forten token --from A --to B --scope S`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// The calling service (`sub`).
+    #[arg(long)]
+    pub(crate) from: String,
+    /// The target service (`aud`).
+    #[arg(long)]
+    pub(crate) to: String,
+    /// A scope to ask for; repeat for several.
+    #[arg(long = "scope", required = true)]
+    pub(crate) scopes: Vec<String>,
+    /// `shared-secret` (sign here with JWT_SECRET) or `issuer` (ask the auth-service).
+    #[arg(long, env = "SERVICE_AUTH_MODE", default_value = "shared-secret", value_parser = ["shared-secret", "issuer"])]
+    pub(crate) mode: String,
+    /// The shared HS256 secret (shared-secret mode).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub(crate) jwt_secret: Option<String>,
+    /// The calling service's own secret (issuer mode).
+    #[arg(long, env = "SERVICE_SECRET", hide_env_values = true)]
+    pub(crate) service_secret: Option<String>,
+    /// Where the auth-service issues tokens (issuer mode).
+    #[arg(
+        long,
+        env = "FORTEN_ISSUER_URL",
+        default_value = "http://127.0.0.1:3001"
+    )]
+    pub(crate) issuer_url: String,
 }
 
 /// How to reach RabbitMQ.
@@ -120,6 +152,12 @@ pub(crate) struct BenchEventsArgs {
     /// Repetitions of each side (alternating); medians are reported.
     #[arg(long, default_value_t = 3)]
     pub(crate) repeat: usize,
+    /// End-to-end latency: messages per second, publisher and consumer on separate connections.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) rate: u32,
+    /// End-to-end latency: how long to publish at `--rate` (e.g. `10s`).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
     /// One JSON object per figure instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -152,6 +190,18 @@ mod tests {
             &["forten", "dlq", "replay", "q", "--rabbitmq-url", "amqp://h"],
             &["forten", "dlq", "purge", "q"],
             &["forten", "bench", "events", "--count", "10", "--json"],
+            &[
+                "forten",
+                "token",
+                "--from",
+                "a",
+                "--to",
+                "b",
+                "--scope",
+                "internal:read",
+                "--scope",
+                "x",
+            ],
         ] {
             Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }

@@ -7,6 +7,8 @@
 
 mod cli;
 mod commands;
+mod services;
+mod storage;
 
 use std::process::ExitCode;
 
@@ -14,6 +16,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // process-wide crypto provider for JWTs, before anything signs or verifies
+    forten_shared::auth::install_crypto_provider();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

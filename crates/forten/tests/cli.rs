@@ -259,7 +259,17 @@ async fn dlq_list_show_replay_and_purge() {
 #[test]
 fn bench_events_smoke() {
     let o = forten(&[
-        "bench", "events", "--count", "200", "--repeat", "1", "--json",
+        "bench",
+        "events",
+        "--count",
+        "200",
+        "--repeat",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "500ms",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let names: Vec<String> = stdout(&o)
@@ -277,7 +287,55 @@ fn bench_events_smoke() {
             "events.publish_confirmed",
             "events.consume_ack",
             "events.publish_cpu_per_msg",
-            "events.consume_cpu_per_msg"
+            "events.consume_cpu_per_msg",
+            "events.e2e_p50_ms",
+            "events.e2e_p99_ms",
+            "events.e2e_p999_ms"
         ]
     );
+}
+
+#[tokio::test]
+async fn token_mints_a_verifiable_service_token() {
+    let secret = "cli-test-secret-of-at-least-32-bytes!!";
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_forten"))
+            .args([
+                "token",
+                "--from",
+                "access-service",
+                "--to",
+                "monitoring-service",
+                "--scope",
+                "internal:read",
+            ])
+            .env("JWT_SECRET", secret)
+            .env_remove("SERVICE_AUTH_MODE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "the bare JWT alone: {token}");
+    forten_shared::auth::install_crypto_provider();
+    let verifier = forten_shared::ServiceAuth::new(
+        forten_shared::ServiceAuthConfig::shared_secret("monitoring-service", secret),
+    )
+    .unwrap();
+    let identity = verifier.verify(token).unwrap();
+    assert_eq!(identity.name, "access-service");
+    assert!(identity.scopes.iter().any(|s| s == "internal:read"));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_forten"))
+        .args(["token", "--from", "a", "--to", "b", "--scope", "s"])
+        .env_remove("JWT_SECRET")
+        .env_remove("SERVICE_AUTH_MODE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64));
+    assert_eq!(stderr(&o).lines().count(), 1);
+    assert!(stderr(&o).contains("JWT_SECRET"), "{}", stderr(&o));
 }

@@ -30,11 +30,12 @@
 //! | --- | --- |
 //! | [`Registry`] | registry state, TTL eviction, health checks, events, metrics; [`Registry::router`] serves SPEC §6 |
 //! | [`RegistryStore`] | storage trait: [`MemoryRegistryStore`] (default), `RedisRegistryStore` (feature `redis`) |
-//! | [`RegistryAuthorizer`] | who may read / write (applied as a layer on each route group) |
+//! | [`RegistryAuthorizer`] | who may read / write (applied as a layer on each route group); [`TokenAuthorizer`]: service tokens with `registry:read` / `registry:write`, admin users for reads |
 //! | [`DiscoveryClient`] | register + heartbeat, cached discovery, [`RegistryEvent`]s, balancing |
 //! | [`BalanceStrategy`], [`OutlierConfig`] | round robin, random, least-outstanding (P2C); ejection of failing instances |
 
 mod access;
+mod auth_glue;
 mod balance;
 mod client;
 mod error;
@@ -46,6 +47,7 @@ mod store;
 pub use self::store::RedisRegistryStore;
 pub use self::{
     access::{AccessDenied, AllowAll, RegistryAccess, RegistryAuthorizer},
+    auth_glue::{RegistryToken, TokenAuthorizer},
     balance::{BalanceStrategy, Endpoint, OutlierConfig},
     client::{DiscoveryClient, DiscoveryConfig, RegistryEvent},
     error::{DiscoveryError, InvalidConfig, RegistryError},

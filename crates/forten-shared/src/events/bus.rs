@@ -7,9 +7,11 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use super::memory::MemoryBus;
+use super::metrics::PublishMetrics;
 #[cfg(feature = "rabbitmq")]
 use super::rabbitmq::{RabbitBus, RabbitConfig};
 use super::{Event, EventError, Handler, Subscribe, pipeline::Processor};
+use crate::auth::EventAuthenticator;
 use crate::telemetry::Metrics;
 
 /// Errors of the event bus.
@@ -44,6 +46,9 @@ pub enum BusError {
     /// A broker operation failed.
     #[error("broker error: {0}")]
     Broker(String),
+    /// The event could not be signed with this service's identity.
+    #[error("cannot sign the event: {0}")]
+    Unauthenticated(String),
     /// The bus was shut down.
     #[error("event bus is shut down")]
     Closed,
@@ -258,14 +263,18 @@ pub struct EventBus {
     service: Arc<str>,
     transport: Arc<Transport>,
     pauses: Arc<Pauses>,
-    metrics: Metrics,
+    metrics: Arc<PublishMetrics>,
+    /// Signs what this bus publishes and verifies what its subscriptions require.
+    authenticator: Option<Arc<EventAuthenticator>>,
 }
 
 impl EventBus {
     /// An in-process bus (no broker): for `forten up` without `RABBITMQ_URL`, and for tests.
     pub fn in_process(service: impl Into<String>) -> Self {
         let service: Arc<str> = service.into().into();
-        Self::new(service.clone(), Transport::Memory(MemoryBus::new(service)))
+        let bus = Self::new(service.clone(), Transport::Memory(MemoryBus::new(service)));
+        bus.metrics.bus_connected(true); // always, in-process
+        bus
     }
 
     /// Connects to RabbitMQ, declares the `forten.events` exchange and starts the connection
@@ -289,12 +298,13 @@ impl EventBus {
     }
 
     fn new(service: Arc<str>, transport: Transport) -> Self {
-        let metrics = Metrics::new(service.as_ref());
+        let metrics = Arc::new(PublishMetrics::new(Metrics::new(service.as_ref())));
         Self {
             service,
             transport: Arc::new(transport),
             pauses: Arc::default(),
             metrics,
+            authenticator: None,
         }
     }
 
@@ -327,6 +337,42 @@ impl EventBus {
         });
     }
 
+    /// The same connection, publishing and consuming as another service: how `forten up` gives
+    /// each of its services its own identity (`source`, metrics, spans) on one bus.
+    ///
+    /// ```
+    /// let bus = forten_shared::EventBus::in_process("forten");
+    /// let access = bus.for_service("access-service");
+    /// assert_eq!(access.service(), "access-service");
+    /// ```
+    pub fn for_service(&self, service: impl Into<String>) -> Self {
+        let service: Arc<str> = service.into().into();
+        Self {
+            metrics: Arc::new(PublishMetrics::new(Metrics::new(service.as_ref()))),
+            service,
+            transport: self.transport.clone(),
+            pauses: Arc::default(),
+            authenticator: None,
+        }
+    }
+
+    /// Signs every published event with this service's identity and verifies the publishers
+    /// of subscriptions that [`require_publisher`](Subscribe::require_publisher) (the events
+    /// of a publisher the policy does not allow for a type go to the DLQ with the reason).
+    ///
+    /// ```no_run
+    /// use forten_shared::auth::{EventAuthenticator, PublishPolicy, ServiceAuth, ServiceAuthConfig};
+    /// # fn f(bus: forten_shared::EventBus) -> Result<(), forten_shared::auth::AuthError> {
+    /// let auth = ServiceAuth::new(ServiceAuthConfig::shared_secret("access-service", "a-secret-of-at-least-32-bytes-long!!"))?;
+    /// let bus = bus.authenticate_with(EventAuthenticator::new(&auth, PublishPolicy::forten())?);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn authenticate_with(mut self, authenticator: EventAuthenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
     /// The service this bus publishes and consumes for.
     pub fn service(&self) -> &str {
         &self.service
@@ -336,6 +382,18 @@ impl EventBus {
     /// not confirmed (connection lost, confirm timed out) is sent again until it is, or until
     /// the publish timeout.
     pub async fn publish(&self, event: &Event) -> Result<(), BusError> {
+        let signed;
+        let event = match &self.authenticator {
+            Some(auth) if auth.can_sign() => {
+                let mut copy = event.clone();
+                auth.sign(&mut copy)
+                    .await
+                    .map_err(|e| BusError::Unauthenticated(e.to_string()))?;
+                signed = copy;
+                &signed
+            }
+            _ => event,
+        };
         let body = event.to_vec()?;
         let ty = event.event_type().as_str();
         match &*self.transport {
@@ -343,7 +401,7 @@ impl EventBus {
             #[cfg(feature = "rabbitmq")]
             Transport::Rabbit(r) => r.publish(event, &body).await?,
         }
-        self.metrics.event_published(ty);
+        self.metrics.published(event.event_type());
         Ok(())
     }
 
@@ -364,8 +422,23 @@ impl EventBus {
         handler: impl Handler,
     ) -> Result<SubscriptionHandle, BusError> {
         sub.validate()?;
+        let verifier = match (sub.require_publisher, &self.authenticator) {
+            (false, _) => None,
+            (true, Some(a)) => Some(a.clone()),
+            (true, None) => {
+                return Err(BusError::InvalidSubscription(format!(
+                    "{}: requires publisher identities but the bus has no authenticator",
+                    sub.queue
+                )));
+            }
+        };
         let handle = self.pauses.handle(sub.queue.clone());
-        let processor = Arc::new(Processor::new(&self.service, sub, Arc::new(handler)));
+        let processor = Arc::new(Processor::new(
+            &self.service,
+            sub,
+            Arc::new(handler),
+            verifier,
+        ));
         match &*self.transport {
             Transport::Memory(m) => m.subscribe(processor, handle),
             #[cfg(feature = "rabbitmq")]

@@ -16,6 +16,7 @@ mod envelope;
 mod error;
 mod handler;
 mod memory;
+mod metrics;
 mod pattern;
 mod pipeline;
 mod publisher;

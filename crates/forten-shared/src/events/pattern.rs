@@ -11,17 +11,23 @@
 /// assert!(TopicPattern::new("#").matches("camera.online"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TopicPattern(String);
+pub struct TopicPattern {
+    pattern: String,
+    /// The pattern's words, split once.
+    words: Vec<String>,
+}
 
 impl TopicPattern {
     /// Wraps a pattern string.
     pub fn new(pattern: impl Into<String>) -> Self {
-        Self(pattern.into())
+        let pattern = pattern.into();
+        let words = pattern.split('.').map(str::to_owned).collect();
+        Self { pattern, words }
     }
 
     /// The pattern as given.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.pattern
     }
 
     /// Whether `routing_key` matches the pattern.
@@ -32,9 +38,18 @@ impl TopicPattern {
     /// assert!(TopicPattern::new("door.#").matches("door"));
     /// ```
     pub fn matches(&self, routing_key: &str) -> bool {
-        let pat: Vec<&str> = self.0.split('.').collect();
-        let key: Vec<&str> = routing_key.split('.').collect();
-        matches(&pat, &key)
+        // routing keys are short: split into a stack buffer, no allocation
+        let mut buf = [""; 16];
+        let mut n = 0;
+        for word in routing_key.split('.') {
+            if n == buf.len() {
+                let key: Vec<&str> = routing_key.split('.').collect();
+                return matches(&self.words, &key);
+            }
+            buf[n] = word;
+            n += 1;
+        }
+        matches(&self.words, &buf[..n])
     }
 }
 
@@ -46,7 +61,7 @@ impl From<&str> for TopicPattern {
 
 impl From<String> for TopicPattern {
     fn from(s: String) -> Self {
-        Self(s)
+        Self::new(s)
     }
 }
 
@@ -57,7 +72,7 @@ impl From<super::EventType> for TopicPattern {
 }
 
 /// Iterative matcher with backtracking on the last `#` (linear in practice, no recursion).
-fn matches(pat: &[&str], key: &[&str]) -> bool {
+fn matches(pat: &[String], key: &[&str]) -> bool {
     let (mut p, mut k) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while k < key.len() {

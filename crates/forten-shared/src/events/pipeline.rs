@@ -9,8 +9,12 @@ use chrono::Utc;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::{Event, FailureKind, Handler, HandlerError, Outcome, Subscribe, envelope::format_time};
+use super::metrics::ConsumeMetrics;
+use super::{
+    Event, EventType, FailureKind, Handler, HandlerError, Outcome, Subscribe, envelope::format_time,
+};
 use crate::RequestContext;
+use crate::auth::EventAuthenticator;
 use crate::telemetry::{Metrics, Tracer, current_traceparent};
 
 /// Header: failed attempts so far (ours, not RabbitMQ's `x-death`).
@@ -58,14 +62,14 @@ pub(crate) enum Decision {
     DeadLetter(Failure),
 }
 
-/// Outcome label for `events_consumed_total`.
-fn outcome_label(d: &Decision, outcome: Option<&Outcome>) -> &'static str {
+/// Outcome of `events_consumed_total`, as an index into `metrics::OUTCOMES`.
+fn outcome_index(d: &Decision, outcome: Option<&Outcome>) -> usize {
     match (d, outcome) {
-        (Decision::Ack, Some(Outcome::Drop)) => "dropped",
-        (Decision::Ack, _) => "ack",
-        (Decision::Retry { .. }, _) => "retry",
-        (Decision::DeadLetter(_), Some(Outcome::Reject(_))) => "rejected",
-        (Decision::DeadLetter(_), _) => "dead_lettered",
+        (Decision::Ack, Some(Outcome::Drop)) => 1,
+        (Decision::Ack, _) => 0,
+        (Decision::Retry { .. }, _) => 2,
+        (Decision::DeadLetter(_), Some(Outcome::Reject(_))) => 3,
+        (Decision::DeadLetter(_), _) => 4,
     }
 }
 
@@ -74,7 +78,9 @@ pub(crate) struct Processor {
     pub(crate) sub: Subscribe,
     pub(crate) handler: Arc<dyn Handler>,
     tracer: Tracer,
-    metrics: Metrics,
+    metrics: ConsumeMetrics,
+    /// Verifies publishers when the subscription requires it.
+    verifier: Option<Arc<EventAuthenticator>>,
 }
 
 impl std::fmt::Debug for Processor {
@@ -87,12 +93,18 @@ impl std::fmt::Debug for Processor {
 }
 
 impl Processor {
-    pub(crate) fn new(service: &str, sub: Subscribe, handler: Arc<dyn Handler>) -> Self {
+    pub(crate) fn new(
+        service: &str,
+        sub: Subscribe,
+        handler: Arc<dyn Handler>,
+        verifier: Option<Arc<EventAuthenticator>>,
+    ) -> Self {
         Self {
+            metrics: ConsumeMetrics::new(Metrics::new(service), &sub.queue),
             sub,
             handler,
             tracer: Tracer::new(service),
-            metrics: Metrics::new(service),
+            verifier,
         }
     }
 
@@ -108,11 +120,21 @@ impl Processor {
                     meta,
                     meta.attempts + 1,
                 ));
-                self.record("invalid", &d, None, started);
+                self.record(None, &d, None, started);
                 return d;
             }
         };
-        let ty = event.event_type().as_str();
+        if let Some(verifier) = &self.verifier
+            && let Err(e) = verifier.verify_refreshing(&event).await
+        {
+            tracing::warn!(queue = %self.sub.queue, event.id = %event.id, error = %e, "event refused: publisher not verified");
+            let reason = format!("unauthenticated publisher ({}): {e}", e.reason());
+            let d = Decision::DeadLetter(self.failure(reason, meta, meta.attempts + 1));
+            self.record(Some(event.event_type()), &d, None, started);
+            return d;
+        }
+        let event_type = event.event_type();
+        let ty = event_type.as_str();
         let attempt = meta.attempts + 1;
         // the handler's span continues the publisher's trace, under this service's name
         let span = self
@@ -159,7 +181,7 @@ impl Processor {
         if let Decision::Retry { failure, .. } | Decision::DeadLetter(failure) = &decision {
             tracing::warn!(queue = %self.sub.queue, error = %failure.error, attempt, "event handling failed");
         }
-        self.record(ty, &decision, result.as_ref().ok(), started);
+        self.record(Some(event_type), &decision, result.as_ref().ok(), started);
         decision
     }
 
@@ -195,23 +217,14 @@ impl Processor {
 
     fn record(
         &self,
-        ty: &str,
+        ty: Option<EventType>,
         decision: &Decision,
         outcome: Option<&Outcome>,
         started: tokio::time::Instant,
     ) {
-        let queue = self.sub.queue.as_str();
-        let label = outcome_label(decision, outcome);
-        self.metrics.event_consumed(queue, ty, label);
+        let seconds = started.elapsed().as_secs_f64();
         self.metrics
-            .event_handler_duration(queue, ty, started.elapsed().as_secs_f64());
-        match decision {
-            Decision::Retry { .. } => self.metrics.event_retried(queue, ty),
-            Decision::DeadLetter(_) => self
-                .metrics
-                .event_dead_lettered(queue, if ty == "invalid" { "invalid" } else { label }),
-            Decision::Ack => {}
-        }
+            .record(ty, outcome_index(decision, outcome), seconds);
     }
 }
 
@@ -229,6 +242,7 @@ mod tests {
                 .retries(retries)
                 .retry_delay(Duration::from_millis(10)),
             Arc::new(h),
+            None,
         )
     }
 

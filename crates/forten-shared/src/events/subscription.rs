@@ -38,6 +38,10 @@ pub struct Subscribe {
     pub concurrency: usize,
     /// Declare the queue and its DLQ as quorum queues (clustered RabbitMQ).
     pub quorum: bool,
+    /// Only events whose publisher identity verifies (and whom the publish policy allows for
+    /// the type) reach the handler; the others go to the DLQ with the reason. Needs a bus with
+    /// an authenticator ([`EventBus::authenticate_with`](crate::EventBus::authenticate_with)).
+    pub require_publisher: bool,
 }
 
 impl Subscribe {
@@ -54,6 +58,7 @@ impl Subscribe {
             prefetch: 64,
             concurrency: 16,
             quorum: false,
+            require_publisher: false,
         }
     }
 
@@ -102,6 +107,18 @@ impl Subscribe {
     /// Declares quorum queues.
     pub fn quorum(mut self, yes: bool) -> Self {
         self.quorum = yes;
+        self
+    }
+
+    /// Requires a verified publisher identity on every event (see
+    /// [`Subscribe::require_publisher`](Self::require_publisher)).
+    ///
+    /// ```
+    /// let s = forten_shared::events::Subscribe::new("q").pattern("door.forced").require_publisher(true);
+    /// assert!(s.require_publisher);
+    /// ```
+    pub fn require_publisher(mut self, yes: bool) -> Self {
+        self.require_publisher = yes;
         self
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use forten_shared::client::{RetryPolicy, ServiceClient, StaticAuthHeader};
+use forten_shared::client::{RetryPolicy, ServiceClient};
 use forten_shared::discovery::BalanceStrategy;
 use tokio::time::Instant;
 
@@ -68,7 +68,14 @@ async fn bench_service_client_vs_bare_reqwest() {
     let client: ServiceClient = ServiceClient::builder(&cluster.service, cluster.discovery.clone())
         .circuit_breaker(lenient_breaker())
         .retry_policy(RetryPolicy::default())
-        .auth(Arc::new(StaticAuthHeader::bearer("token").unwrap()))
+        .auth(Arc::new({
+            forten_shared::auth::install_crypto_provider();
+            forten_shared::ServiceAuth::new(forten_shared::ServiceAuthConfig::shared_secret(
+                "bench-caller",
+                "0123456789abcdef0123456789abcdef-bench",
+            ))
+            .unwrap()
+        }))
         .build()
         .unwrap();
     // warm up both

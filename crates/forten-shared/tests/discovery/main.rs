@@ -8,6 +8,7 @@
     missing_debug_implementations
 )]
 
+mod auth;
 mod client;
 mod redis_store;
 mod registry;

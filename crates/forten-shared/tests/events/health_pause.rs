@@ -118,11 +118,7 @@ async fn a_failing_critical_check_pauses_consumers_until_recovery() {
     assert!(bus.dead_letters(&queue, 10).await.unwrap().is_empty());
 
     monitor.stop();
-    bus.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&bus], &[&queue]).await;
 }
 
 #[tokio::test]

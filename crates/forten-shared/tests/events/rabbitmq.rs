@@ -272,11 +272,7 @@ async fn every_catalogue_type_round_trips_as_a_valid_cloudevent() {
     ch.queue_delete(raw_queue.as_str().into(), QueueDeleteOptions::default())
         .await
         .unwrap();
-    bus.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&bus], &[&queue]).await;
 }
 
 #[tokio::test]
@@ -367,11 +363,7 @@ async fn invalid_messages_go_to_the_dlq_with_the_reason() {
         assert_eq!(d.routing_key, "user.deleted");
     }
     let _ = conn.close(200, "bye".into()).await;
-    bus.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&bus], &[&queue]).await;
 }
 
 /// Connections are cut three times while 10,000 events are published: every accepted event
@@ -471,18 +463,49 @@ async fn connection_cuts_lose_nothing_that_publish_accepted() {
         10_000,
         "publish retried until confirmed: every publish accepted"
     );
-    eventually(
-        Duration::from_secs(120),
-        "every accepted event handled",
-        || {
-            let plain = plain.lock().unwrap();
-            let exact = exact.lock().unwrap().clone();
-            accepted
-                .iter()
-                .all(|id| plain.contains_key(id) && exact.contains_key(id))
-        },
-    )
-    .await;
+    let missing = || {
+        let plain = plain.lock().unwrap();
+        let exact = exact.lock().unwrap();
+        let p = accepted
+            .iter()
+            .filter(|id| !plain.contains_key(*id))
+            .count();
+        let x = accepted
+            .iter()
+            .filter(|id| !exact.contains_key(*id))
+            .count();
+        (p, x)
+    };
+    for _ in 0..6000 {
+        if missing() == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if missing() != (0, 0) {
+        // say where the missing events are: still queued (a consumer stalled) or gone
+        let conn = broker.raw().await;
+        let ch = conn.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let depth = |q: &str| {
+            let (ch, q) = (ch.clone(), q.to_owned());
+            async move {
+                ch.queue_declare(q.as_str().into(), passive, FieldTable::default())
+                    .await
+                    .map(|q| (q.message_count(), q.consumer_count()))
+            }
+        };
+        panic!(
+            "accepted events never handled (without dedup, with dedup): {:?}; queues (ready, consumers): {:?} {:?}; connected: {}",
+            missing(),
+            depth(&q_plain).await,
+            depth(&q_dedup).await,
+            consumer.is_connected()
+        );
+    }
     // let any late redeliveries arrive
     tokio::time::sleep(Duration::from_secs(1)).await;
     let exact = exact.lock().unwrap().clone();
@@ -500,13 +523,9 @@ async fn connection_cuts_lose_nothing_that_publish_accepted() {
     assert!(saw_reconnect, "a Reconnected event was emitted");
     assert!(consumer.is_connected());
 
-    publisher.shutdown(Duration::from_secs(5)).await;
-    consumer.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&q_plain).await.unwrap();
-    admin.delete_queues(&q_dedup).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker
+        .finish(&[&publisher, &consumer], &[&q_plain, &q_dedup])
+        .await;
 }
 
 /// Shutdown with handlers in flight: finished work is acknowledged, unfinished work is
@@ -610,11 +629,7 @@ async fn shutdown_finishes_in_flight_work_and_loses_nothing() {
         second.dead_letters(&queue, 10).await.unwrap().is_empty(),
         "nothing dead-lettered on shutdown"
     );
-    second.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&second], &[&queue]).await;
 }
 
 #[tokio::test]
@@ -667,11 +682,7 @@ async fn quorum_queues_work_end_to_end() {
         .await
         .unwrap_err();
     assert!(matches!(err, BusError::Broker(_)), "{err}");
-    bus.shutdown(Duration::from_secs(5)).await;
-    let admin = broker.bus("cleanup").await;
-    admin.delete_queues(&queue).await.unwrap();
-    admin.shutdown(Duration::from_secs(1)).await;
-    broker.cleanup().await;
+    broker.finish(&[&bus], &[&queue]).await;
 }
 
 #[tokio::test]

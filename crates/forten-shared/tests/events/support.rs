@@ -80,6 +80,20 @@ impl TestBroker {
             })
     }
 
+    /// Ends a test: shuts `buses` down, deletes `queues` (with their DLQs and retry queues)
+    /// and the exchange.
+    pub async fn finish(&self, buses: &[&EventBus], queues: &[&String]) {
+        for bus in buses {
+            bus.shutdown(Duration::from_secs(5)).await;
+        }
+        let admin = self.bus("cleanup").await;
+        for q in queues {
+            admin.delete_queues(q).await.unwrap();
+        }
+        admin.shutdown(Duration::from_secs(1)).await;
+        self.cleanup().await;
+    }
+
     /// Deletes the exchange (queues are deleted by each test with `delete_queues`).
     pub async fn cleanup(&self) {
         let conn = self.raw().await;

@@ -2,7 +2,7 @@
 //! raw lapin doing the same work in the same run, alternating, medians of `--repeat` runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use forten_shared::events::{RabbitConfig, Subscribe, UserUpdated};
@@ -87,12 +87,13 @@ fn unique(side: &str) -> String {
     format!("bench.{side}.{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
-    let n = bodies.len();
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(failed)?;
-    let (exchange, queue) = (unique("raw.x"), unique("raw.q"));
+/// The raw side's topology: a durable topic exchange and a durable queue bound to `#`, and a
+/// confirm-mode channel to publish on.
+async fn raw_topology(
+    conn: &Connection,
+    exchange: &str,
+    queue: &str,
+) -> Result<lapin::Channel, CliError> {
     let ch = conn.create_channel().await.map_err(failed)?;
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
@@ -102,7 +103,7 @@ async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
         ..Default::default()
     };
     ch.exchange_declare(
-        exchange.as_str().into(),
+        exchange.into(),
         ExchangeKind::Topic,
         durable,
         FieldTable::default(),
@@ -113,18 +114,28 @@ async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
         durable: true,
         ..Default::default()
     };
-    ch.queue_declare(queue.as_str().into(), qd, FieldTable::default())
+    ch.queue_declare(queue.into(), qd, FieldTable::default())
         .await
         .map_err(failed)?;
     ch.queue_bind(
-        queue.as_str().into(),
-        exchange.as_str().into(),
+        queue.into(),
+        exchange.into(),
         "#".into(),
         QueueBindOptions::default(),
         FieldTable::default(),
     )
     .await
     .map_err(failed)?;
+    Ok(ch)
+}
+
+async fn raw_run(url: &str, bodies: &[Vec<u8>]) -> Result<Figures, CliError> {
+    let n = bodies.len();
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(failed)?;
+    let (exchange, queue) = (unique("raw.x"), unique("raw.q"));
+    let ch = raw_topology(&conn, &exchange, &queue).await?;
     let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/cloudevents+json".into());
@@ -244,28 +255,261 @@ async fn bus_run(
     .await?;
 
     bus.shutdown(Duration::from_secs(5)).await;
-    let admin = EventBus::rabbitmq(
-        "bench-cleanup",
-        RabbitConfig::new(url).exchange(exchange.clone()),
-    )
-    .await?;
-    let _ = admin.delete_queues(&queue).await;
-    admin.shutdown(Duration::from_secs(1)).await;
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(failed)?;
-    if let Ok(ch) = conn.create_channel().await {
-        let _ = ch
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "bench done".into()).await;
+    cleanup_bus_topology(url, &exchange, &queue).await?;
     Ok(Figures {
         publish_rate,
         consume_rate,
         publish_cpu_us,
         consume_cpu_us,
     })
+}
+
+/// Percentile `p` (0–100) of sorted `v`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// End-to-end latencies in ms: (p50, p99, p999).
+fn summarize(mut lat: Vec<f64>) -> (f64, f64, f64) {
+    lat.sort_by(f64::total_cmp);
+    (
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        percentile(&lat, 99.9),
+    )
+}
+
+/// Records, per message index, when it was sent and how long it took to arrive.
+struct Clock {
+    t0: Instant,
+    sent_ns: Vec<AtomicU64>,
+    latency_ns: Vec<AtomicU64>,
+    received: AtomicUsize,
+}
+
+impl Clock {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            t0: Instant::now(),
+            sent_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            latency_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            received: AtomicUsize::new(0),
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn sent(&self, i: usize) {
+        if let Some(slot) = self.sent_ns.get(i) {
+            slot.store(self.now_ns(), Ordering::Relaxed);
+        }
+    }
+
+    fn received(&self, i: usize) {
+        let (Some(sent), Some(lat)) = (self.sent_ns.get(i), self.latency_ns.get(i)) else {
+            return;
+        };
+        lat.store(
+            self.now_ns().saturating_sub(sent.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        self.received.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Waits for every message (bounded), then returns the latencies in ms.
+    async fn finish(&self, limit: Duration) -> Result<Vec<f64>, CliError> {
+        let deadline = Instant::now() + limit;
+        while self.received.load(Ordering::Acquire) < self.sent_ns.len() {
+            if Instant::now() > deadline {
+                return Err(CliError::Failed(
+                    "end-to-end run: not every message arrived".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        Ok(self
+            .latency_ns
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed) as f64 / 1e6)
+            .collect())
+    }
+}
+
+/// Calls `send(i)` `n` times at `rate` per second, each in its own task (a slow confirm never
+/// delays the next send).
+async fn paced<F, Fut>(n: usize, rate: u32, send: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for i in 0..n {
+        tick.tick().await;
+        tokio::spawn(send(i));
+    }
+}
+
+async fn raw_e2e(
+    url: &str,
+    body: &[u8],
+    n: usize,
+    rate: u32,
+    limit: Duration,
+) -> Result<Vec<f64>, CliError> {
+    let publisher = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(failed)?;
+    let consumer_conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(failed)?;
+    let (exchange, queue) = (unique("raw.e2e.x"), unique("raw.e2e.q"));
+    let ch = raw_topology(&publisher, &exchange, &queue).await?;
+    let clock = Clock::new(n);
+    let cch = consumer_conn.create_channel().await.map_err(failed)?;
+    cch.basic_qos(PREFETCH, BasicQosOptions::default())
+        .await
+        .map_err(failed)?;
+    let mut consumer = cch
+        .basic_consume(
+            queue.as_str().into(),
+            "bench-e2e".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(failed)?;
+    let c = clock.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(d)) = consumer.next().await {
+            if let Some(i) = d
+                .properties
+                .message_id()
+                .as_ref()
+                .and_then(|m| m.as_str().parse::<usize>().ok())
+            {
+                c.received(i);
+            }
+            let _ = d.acker.ack(BasicAckOptions::default()).await;
+        }
+    });
+    let body: Arc<[u8]> = Arc::from(body);
+    paced(n, rate, |i| {
+        let (ch, clock, body, exchange) =
+            (ch.clone(), clock.clone(), body.clone(), exchange.clone());
+        async move {
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(i.to_string().into());
+            clock.sent(i);
+            if let Ok(confirm) = ch
+                .basic_publish(
+                    exchange.as_str().into(),
+                    "user.updated".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props,
+                )
+                .await
+            {
+                let _ = confirm.await;
+            }
+        }
+    })
+    .await;
+    let lat = clock.finish(limit).await;
+    reader.abort();
+    let _ = ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = ch
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
+    let _ = publisher.close(200, "bench done".into()).await;
+    let _ = consumer_conn.close(200, "bench done".into()).await;
+    lat
+}
+
+async fn bus_e2e(
+    url: &str,
+    timeout: Duration,
+    template: &Event,
+    n: usize,
+    rate: u32,
+    limit: Duration,
+) -> Result<Vec<f64>, CliError> {
+    let (exchange, queue) = (unique("bus.e2e.x"), unique("bus.e2e.q"));
+    let config = RabbitConfig::new(url)
+        .exchange(exchange.clone())
+        .connect_timeout(timeout);
+    let publisher = EventBus::rabbitmq("bench-publisher", config.clone()).await?;
+    let consumer = EventBus::rabbitmq("bench-consumer", config).await?;
+    let clock = Clock::new(n);
+    let c = clock.clone();
+    consumer
+        .subscribe(
+            Subscribe::new(&queue).pattern("#").prefetch(PREFETCH),
+            move |e: Event| {
+                if let Some(i) = e.subject.as_deref().and_then(|s| s.parse::<usize>().ok()) {
+                    c.received(i);
+                }
+                std::future::ready(())
+            },
+        )
+        .await?;
+    let events: Arc<Vec<Event>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                let mut e = template.clone();
+                e.id = uuid::Uuid::now_v7().to_string();
+                e.subject = Some(i.to_string());
+                e
+            })
+            .collect(),
+    );
+    paced(n, rate, |i| {
+        let (bus, clock, events) = (publisher.clone(), clock.clone(), events.clone());
+        async move {
+            clock.sent(i);
+            let _ = bus.publish(&events[i]).await;
+        }
+    })
+    .await;
+    let lat = clock.finish(limit).await;
+    publisher.shutdown(Duration::from_secs(2)).await;
+    consumer.shutdown(Duration::from_secs(2)).await;
+    cleanup_bus_topology(url, &exchange, &queue).await?;
+    lat
+}
+
+/// Deletes a bus run's queues and exchange.
+async fn cleanup_bus_topology(url: &str, exchange: &str, queue: &str) -> Result<(), CliError> {
+    let admin =
+        EventBus::rabbitmq("bench-cleanup", RabbitConfig::new(url).exchange(exchange)).await?;
+    let _ = admin.delete_queues(queue).await;
+    admin.shutdown(Duration::from_secs(1)).await;
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(failed)?;
+    if let Ok(ch) = conn.create_channel().await {
+        let _ = ch
+            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "bench done".into()).await;
+    Ok(())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -314,24 +558,60 @@ pub(crate) async fn run(args: BenchEventsArgs) -> Result<(), CliError> {
         .collect::<Result<_, _>>()
         .map_err(failed)?;
     let (mut raw, mut ours) = (Vec::new(), Vec::new());
+    let (mut raw_lat, mut ours_lat) = (Vec::new(), Vec::new());
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let e2e_n = ((f64::from(args.rate) * args.duration.as_secs_f64()).round() as usize).max(1);
+    let e2e_limit = args.duration + Duration::from_secs(60);
+    let url = args.broker.url.as_str();
+    let progress = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(u64::try_from(args.repeat * 4).unwrap_or(u64::MAX))
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     for rep in 0..args.repeat {
-        if !args.json {
-            eprintln!(
-                "run {}/{}: {} events of {} bytes …",
-                rep + 1,
-                args.repeat,
-                args.count,
-                bodies[0].len()
-            );
-        }
-        if rep % 2 == 0 {
-            raw.push(raw_run(&args.broker.url, &bodies).await?);
-            ours.push(bus_run(&args.broker.url, args.broker.connect_timeout, &events).await?);
+        // alternate which side goes first
+        let order = if rep % 2 == 0 {
+            ["raw", "forten"]
         } else {
-            ours.push(bus_run(&args.broker.url, args.broker.connect_timeout, &events).await?);
-            raw.push(raw_run(&args.broker.url, &bodies).await?);
+            ["forten", "raw"]
+        };
+        for side in order {
+            let run = format!("run {}/{}", rep + 1, args.repeat);
+            progress.set_message(format!("{run}: {side} throughput"));
+            if side == "raw" {
+                raw.push(raw_run(url, &bodies).await?);
+            } else {
+                ours.push(bus_run(url, args.broker.connect_timeout, &events).await?);
+            }
+            progress.inc(1);
+            progress.set_message(format!("{run}: {side} latency at {}/s", args.rate));
+            if side == "raw" {
+                raw_lat.push(summarize(
+                    raw_e2e(url, &bodies[0], e2e_n, args.rate, e2e_limit).await?,
+                ));
+            } else {
+                let lat = bus_e2e(
+                    url,
+                    args.broker.connect_timeout,
+                    &events[0],
+                    e2e_n,
+                    args.rate,
+                    e2e_limit,
+                )
+                .await?;
+                ours_lat.push(summarize(lat));
+            }
+            progress.inc(1);
         }
     }
+    progress.finish_and_clear();
+    let lat = |runs: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
+        median(runs.iter().map(f).collect())
+    };
     let pick = |runs: &[Figures], f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
     let rows = [
         (
@@ -357,6 +637,24 @@ pub(crate) async fn run(args: BenchEventsArgs) -> Result<(), CliError> {
             "us",
             pick(&ours, |f| f.consume_cpu_us),
             pick(&raw, |f| f.consume_cpu_us),
+        ),
+        (
+            "events.e2e_p50_ms",
+            "ms",
+            lat(&ours_lat, |l| l.0),
+            lat(&raw_lat, |l| l.0),
+        ),
+        (
+            "events.e2e_p99_ms",
+            "ms",
+            lat(&ours_lat, |l| l.1),
+            lat(&raw_lat, |l| l.1),
+        ),
+        (
+            "events.e2e_p999_ms",
+            "ms",
+            lat(&ours_lat, |l| l.2),
+            lat(&raw_lat, |l| l.2),
         ),
     ];
     if args.json {

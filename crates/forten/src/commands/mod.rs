@@ -3,6 +3,7 @@
 mod bench_events;
 mod dlq;
 mod events;
+mod token;
 
 use forten_shared::EventBus;
 use forten_shared::events::{BusError, RabbitConfig};
@@ -50,6 +51,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Events(cmd) => events::run(cmd).await,
         Command::Dlq(cmd) => dlq::run(cmd).await,
         Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
+        Command::Token(args) => token::run(args).await,
     }
 }
 

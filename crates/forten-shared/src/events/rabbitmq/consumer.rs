@@ -294,6 +294,8 @@ impl ConsumerTask {
             let permit = tokio::select! {
                 biased;
                 () = self.shared.stop.cancelled() => break Stop::Shutdown,
+                // all handlers busy must not hide a lost connection
+                () = &mut over => break Stop::Lost("connection replaced".into()),
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break Stop::Shutdown },
             };
             tokio::select! {
@@ -383,19 +385,24 @@ impl Settle {
                     .await
             }
         };
-        let settled = match forwarded {
-            Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
-            Err(e) => {
-                tracing::error!(queue, error = %e, "could not forward a failed event; requeueing it");
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
+        let settle = async {
+            match forwarded {
+                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                Err(e) => {
+                    tracing::error!(queue, error = %e, "could not forward a failed event; requeueing it");
+                    let requeue = BasicNackOptions {
                         requeue: true,
                         ..Default::default()
-                    })
-                    .await
+                    };
+                    delivery.acker.nack(requeue).await
+                }
             }
         };
+        // an ack on a connection that died under it may never complete: bound it, the broker
+        // redelivers whatever was not acknowledged
+        let settled = tokio::time::timeout(self.shared.config.confirm_timeout, settle)
+            .await
+            .unwrap_or_else(|_| Ok(false));
         if let Err(e) = settled {
             // the channel is gone: the broker redelivers the message
             tracing::debug!(queue, error = %e, "could not settle a delivery");

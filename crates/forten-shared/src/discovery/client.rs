@@ -731,6 +731,19 @@ async fn refresh_loop(inner: Arc<Inner>) {
             }
         });
         futures_util::future::join_all(refreshes).await;
+        // Forget the load records of instances no longer listed (in-flight calls keep theirs).
+        let live: std::collections::HashSet<String> = inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .flat_map(|c| c.instances.iter().map(|i| i.id.clone()))
+            .collect();
+        inner
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id, _| live.contains(id));
     }
 }
 

@@ -55,27 +55,38 @@ where
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "measurement; run with --ignored --nocapture (release)"]
 async fn bench_service_client_vs_bare_reqwest() {
-    let cluster = Cluster::start(1, BalanceStrategy::RoundRobin).await;
-    let url = format!(
-        "{}/bench",
-        cluster
-            .discovery
-            .get_service_url(&cluster.service)
-            .await
-            .unwrap()
-    );
+    let cluster = Cluster::start(0, BalanceStrategy::RoundRobin).await;
+    // A lean server (no hit counting or header capture), the same for both clients.
+    let server = crate::support::TestServer::start(
+        axum::Router::new().route("/bench", axum::routing::get(|| async { "ok" })),
+    )
+    .await;
+    cluster
+        .registry
+        .register(
+            forten_shared::discovery::Registration::new(
+                &cluster.service,
+                "1",
+                "127.0.0.1",
+                server.addr.port(),
+            )
+            .health_check_url(None),
+        )
+        .await
+        .unwrap();
+    let url = format!("{}/bench", server.url);
     let bare = reqwest::Client::builder().no_proxy().build().unwrap();
+    forten_shared::auth::install_crypto_provider();
+    let auth = forten_shared::ServiceAuth::new(forten_shared::ServiceAuthConfig::shared_secret(
+        "bench-caller",
+        "0123456789abcdef0123456789abcdef-bench",
+    ))
+    .unwrap();
+    let token = auth.create_auth_header(&cluster.service).await.unwrap();
     let client: ServiceClient = ServiceClient::builder(&cluster.service, cluster.discovery.clone())
         .circuit_breaker(lenient_breaker())
         .retry_policy(RetryPolicy::default())
-        .auth(Arc::new({
-            forten_shared::auth::install_crypto_provider();
-            forten_shared::ServiceAuth::new(forten_shared::ServiceAuthConfig::shared_secret(
-                "bench-caller",
-                "0123456789abcdef0123456789abcdef-bench",
-            ))
-            .unwrap()
-        }))
+        .auth(Arc::new(auth.clone()))
         .build()
         .unwrap();
     // warm up both
@@ -103,16 +114,48 @@ async fn bench_service_client_vs_bare_reqwest() {
                 c.get("/bench").send().await.unwrap();
             }
         };
-        let (base, ours) = if i % 2 == 0 {
+        let b = bare.clone();
+        let u = url.clone();
+        let t = token.clone();
+        // The bare client sending what a ServiceClient call sends (token, trace context,
+        // deadline) through `send_traced`: separates the cost of the headers from the stack's.
+        let headers_run = move || {
+            let b = b.clone();
+            let u = u.clone();
+            let t = t.clone();
+            async move {
+                let req = b
+                    .get(&u)
+                    .header(http::header::AUTHORIZATION, t)
+                    .header(forten_shared::client::DEADLINE_HEADER, "9999999999999");
+                forten_shared::telemetry::send_traced(req)
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+            }
+        };
+        let (base, ours, headers) = if i % 2 == 0 {
             let base = run(bare_run).await;
-            (base, run(ours_run).await)
+            let headers = run(headers_run).await;
+            (base, run(ours_run).await, headers)
         } else {
             let ours = run(ours_run).await;
-            (run(bare_run).await, ours)
+            let headers = run(headers_run).await;
+            (run(bare_run).await, ours, headers)
         };
         println!(
-            "round {i}: bare {:.0} req/s p50 {:?} p99 {:?} | ServiceClient {:.0} req/s p50 {:?} p99 {:?}",
-            base.throughput, base.p50, base.p99, ours.throughput, ours.p50, ours.p99,
+            "round {i}: bare {:.0} req/s p50 {:?} p99 {:?} | bare+headers {:.0} req/s p50 {:?} p99 {:?} | ServiceClient {:.0} req/s p50 {:?} p99 {:?}",
+            base.throughput,
+            base.p50,
+            base.p99,
+            headers.throughput,
+            headers.p50,
+            headers.p99,
+            ours.throughput,
+            ours.p50,
+            ours.p99,
         );
         rounds.push((base, ours));
     }

@@ -25,6 +25,28 @@ pub(crate) enum Command {
     Bench(BenchCommand),
     /// Mint a service token (operations, debugging); prints the bare JWT on stdout.
     Token(TokenArgs),
+    /// The service registry (hosted by api-gateway).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Services, instances, health and age.
+    List(RegistryArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// The registry (api-gateway) URL.
+    #[arg(long, env = "REGISTRY_URL", default_value = "http://127.0.0.1:3000")]
+    pub(crate) registry_url: String,
+    /// A bearer token to read with (e.g. an admin user's, from `POST /api/auth/login`).
+    #[arg(long, env = "FORTEN_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Without a token: mint a service token with `registry:read` from this secret.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub(crate) jwt_secret: Option<String>,
 }
 
 /// `forten token --from A --to B --scope S`.
@@ -201,6 +223,13 @@ mod tests {
                 "internal:read",
                 "--scope",
                 "x",
+            ],
+            &[
+                "forten",
+                "registry",
+                "list",
+                "--registry-url",
+                "http://127.0.0.1:1",
             ],
         ] {
             Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));

@@ -39,10 +39,10 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr (stdout is for the command's output), filtered by `RUST_LOG`
-/// (default `warn`; lapin's own logs off, its failures surface through ours).
+/// (default `error`: a command reports its own failure in one line; lapin's logs off).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lapin=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,lapin=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

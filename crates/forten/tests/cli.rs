@@ -339,3 +339,60 @@ async fn token_mints_a_verifiable_service_token() {
     assert_eq!(stderr(&o).lines().count(), 1);
     assert!(stderr(&o).contains("JWT_SECRET"), "{}", stderr(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_list_shows_services_and_instances() {
+    use forten_shared::discovery::{Registration, Registry, RegistryConfig};
+    let registry = Registry::builder(RegistryConfig::default().health_checks(None))
+        .start()
+        .unwrap();
+    registry
+        .register(Registration::new(
+            "access-service",
+            "1.2.3",
+            "127.0.0.1",
+            3002,
+        ))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app: axum::Router = registry.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_forten"))
+            .args(["registry", "list", "--registry-url", &url])
+            .env_remove("FORTEN_TOKEN")
+            .env_remove("JWT_SECRET")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.starts_with("SERVICE"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("access-service"))
+        .expect("a row for the instance");
+    assert!(
+        row.contains("1.2.3") && row.contains("http://127.0.0.1:3002"),
+        "{row}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = forten(&[
+        "registry",
+        "list",
+        "--registry-url",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}

@@ -3,12 +3,13 @@
 mod bench_events;
 mod dlq;
 mod events;
+mod registry;
 mod token;
 
 use forten_shared::EventBus;
 use forten_shared::events::{BusError, RabbitConfig};
 
-use crate::cli::{BenchCommand, BrokerArgs, Cli, Command};
+use crate::cli::{BenchCommand, BrokerArgs, Cli, Command, RegistryCommand};
 
 /// Why a command failed; decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dlq(cmd) => dlq::run(cmd).await,
         Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
         Command::Token(args) => token::run(args).await,
+        Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
     }
 }
 

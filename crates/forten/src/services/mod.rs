@@ -5,6 +5,7 @@
 //!
 //! | module | service |
 //! | --- | --- |
+//! | [`auth`] | auth-service: users, roles, login, bootstrap admin, service-token issuer |
 //! | [`access`] | access-service: buildings, doors, access profiles, access attempts |
 //! | [`monitoring`] | monitoring-service: cameras and their watchdog, alerts |
 //! | [`api`] | what their HTTP APIs share: problem+json errors, extractors, validation |
@@ -37,4 +38,5 @@
 
 pub(crate) mod access;
 pub(crate) mod api;
+pub(crate) mod auth;
 pub(crate) mod monitoring;

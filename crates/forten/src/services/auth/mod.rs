@@ -301,7 +301,7 @@ pub(crate) async fn bootstrap_admin(
         .publisher
         .publish_user_created(user_created(&user))
         .await?;
-    Ok(generated.then(|| GeneratedAdmin {
+    Ok(generated.then_some(GeneratedAdmin {
         user_id: user.id,
         email: user.email,
         password,

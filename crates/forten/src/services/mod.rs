@@ -5,7 +5,6 @@
 //!
 //! | module | service |
 //! | --- | --- |
-//! | [`auth`] | auth-service: users, roles, login, bootstrap admin, service-token issuer |
 //! | [`access`] | access-service: buildings, doors, access profiles, access attempts |
 //! | [`monitoring`] | monitoring-service: cameras and their watchdog, alerts |
 //! | [`api`] | what their HTTP APIs share: problem+json errors, extractors, validation |

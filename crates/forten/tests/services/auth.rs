@@ -550,6 +550,7 @@ async fn issuer_routes_only_in_issuer_mode() {
         Backend::Sqlite,
         AuthServiceConfig {
             issuer: Some(issuer.clone()),
+            ..AuthServiceConfig::default()
         },
     )
     .await;

@@ -16,9 +16,12 @@
 //! argon2 verification either way (against a dummy hash for an unknown e-mail), so that
 //! neither the answer nor its time tells which addresses exist.
 //!
-//! Events, published after the database write: `user.created`, `user.updated` (with the
-//! changed fields; a password change appears as `"passwordChanged": true`, never the
-//! password or its hash) and `user.deleted`.
+//! Events: `user.created`, `user.updated` (with the changed fields; a password change
+//! appears as `"passwordChanged": true`, never the password or its hash) and `user.deleted`.
+//! Each is written to the `auth_outbox` table in the transaction of the change it announces,
+//! published right after the commit, and removed from the outbox once the bus has accepted
+//! it. When that publish fails (broker down, process killed), [`OutboxRelay`] publishes it
+//! later with the same event id — at least once, never lost, never before the commit.
 //!
 //! ```ignore
 //! let db = auth::open_database(&database_config).await?;
@@ -26,6 +29,7 @@
 //! if let Some(admin) = auth::bootstrap_admin(&state, admin_email, admin_password).await? {
 //!     println!("admin login: {} / {}", admin.email, admin.password); // printed once
 //! }
+//! let _relay = auth::OutboxRelay::start(state.clone()); // events a failed publish left behind
 //! let app = obs.apply(auth::router(state));
 //! ```
 
@@ -34,11 +38,13 @@ mod routes;
 mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use forten_shared::auth::{AuthError, TokenIssuer, UserAuth, UserAuthLayer, hash_password};
-use forten_shared::events::{BusError, UserCreated};
-use forten_shared::{EventBus, EventPublisher};
+use forten_shared::events::{BusError, EventData, UserCreated};
+use forten_shared::{Event, EventBuilder, EventBus, EventPublisher};
+use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::model::{User, UserRole};
 pub(crate) use self::store::MIGRATIONS;
@@ -56,12 +62,30 @@ pub(crate) const ADMIN_PASSWORD_ENV: &str = "FORTEN_ADMIN_PASSWORD";
 pub(crate) const DEFAULT_ADMIN_EMAIL: &str = "admin@forten.local";
 
 /// The auth-service's settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct AuthServiceConfig {
     /// Issuer mode (`SERVICE_AUTH_MODE=issuer`): when set, [`router`] also serves the
     /// service-token endpoint and the JWKS of this issuer. `None` (the default,
     /// `shared-secret` mode): no issuer routes.
     pub(crate) issuer: Option<Arc<TokenIssuer>>,
+    /// How often [`OutboxRelay`] looks for events left unpublished.
+    pub(crate) outbox_interval: Duration,
+    /// How old a queued event must be before the relay publishes it: younger ones are still
+    /// being published by the request that wrote them (publishing them too would only make
+    /// a duplicate, which consumers drop by event id, but there is no need).
+    pub(crate) outbox_grace: Duration,
+}
+
+impl Default for AuthServiceConfig {
+    /// Shared-secret mode (no issuer routes); the relay looks every 5 s for events older than
+    /// 10 s.
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            outbox_interval: Duration::from_secs(5),
+            outbox_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 /// What the handlers share: the database, the event publisher, the user-token issuer. Cheap
@@ -115,6 +139,33 @@ impl AuthState {
     /// A layer admitting the given roles (every role when empty).
     fn layer(&self, roles: impl IntoIterator<Item = forten_shared::events::Role>) -> UserAuthLayer {
         UserAuthLayer::new(self.user_auth.clone(), roles)
+    }
+
+    /// The event announcing a change of user `subject`, from this service.
+    fn event(&self, data: impl Into<EventData>, subject: &str) -> Event {
+        EventBuilder::new(data, self.publisher.bus().service())
+            .subject(subject.to_owned())
+            .build()
+    }
+
+    /// Publishes an event already committed to the outbox, then removes it from there; when
+    /// the bus refuses it, it stays for [`OutboxRelay`] (the change is stored either way, so
+    /// the request still succeeds).
+    async fn deliver(&self, event: &Event) {
+        match self.publisher.bus().publish(event).await {
+            Ok(()) => {
+                if let Err(e) = store::dequeue(self.db.pool(), &event.id).await {
+                    // published; the relay will publish it once more (same id)
+                    tracing::warn!(error = %e, event_id = %event.id, "outbox entry not removed");
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                event_id = %event.id,
+                event_type = %event.event_type().as_str(),
+                "event not published; left in the outbox for the relay"
+            ),
+        }
     }
 
     /// The dummy hash of unknown-user logins.
@@ -231,9 +282,6 @@ pub(crate) enum BootstrapError {
     /// Hashing the password failed.
     #[error(transparent)]
     Password(#[from] PasswordError),
-    /// The admin was stored but `user.created` could not be published.
-    #[error("the bootstrap admin was created but user.created could not be published: {0}")]
-    Publish(#[from] BusError),
 }
 
 /// Makes sure an admin can log in; idempotent across restarts and instances.
@@ -253,6 +301,8 @@ pub(crate) async fn bootstrap_admin(
     password: Option<String>,
 ) -> Result<Option<GeneratedAdmin>, BootstrapError> {
     let pool = state.db.pool();
+    // computed now, so that the first login of an unknown e-mail costs no more than others
+    state.dummy_hash().await?;
     let email = match email {
         Some(e) => {
             model::check_email(ADMIN_EMAIL_ENV, &e)
@@ -292,15 +342,16 @@ pub(crate) async fn bootstrap_admin(
         last_name: "Admin",
         role: UserRole::Admin,
     };
-    let Some(user) = store::insert_user(pool, &new).await? else {
+    let mut tx = pool.begin().await?;
+    let Some(user) = store::insert_user(&mut tx, &new).await? else {
         // another instance created it meanwhile
         return Ok(None);
     };
+    let event = state.event(user_created(&user), &user.id);
+    store::enqueue(&mut tx, &event).await?;
+    tx.commit().await?;
     tracing::info!(user_id = %user.id, email = %user.email, generated, "bootstrap admin created");
-    state
-        .publisher
-        .publish_user_created(user_created(&user))
-        .await?;
+    state.deliver(&event).await;
     Ok(generated.then_some(GeneratedAdmin {
         user_id: user.id,
         email: user.email,
@@ -316,6 +367,95 @@ fn user_created(user: &User) -> UserCreated {
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
         role: user.role.into(),
+    }
+}
+
+/// Why a relay round stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RelayError {
+    /// The outbox could not be read or updated.
+    #[error("outbox: {0}")]
+    Storage(#[from] sqlx::Error),
+    /// The bus refused an event (it stays queued).
+    #[error("publish: {0}")]
+    Publish(#[from] BusError),
+}
+
+/// Largest number of events one relay round publishes.
+const RELAY_BATCH: i64 = 100;
+
+/// Publishes the events queued in the outbox for longer than `grace`, oldest first, each
+/// removed once published; stops at the first refused publish (the rest wait for the next
+/// round). The number published.
+pub(crate) async fn relay_outbox(state: &AuthState, grace: Duration) -> Result<usize, RelayError> {
+    let pool = state.db.pool();
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let before = crate::storage::now_millis().saturating_sub(grace_ms);
+    let mut published = 0;
+    for (id, json) in store::pending(pool, before, RELAY_BATCH).await? {
+        match Event::from_slice(json.as_bytes()) {
+            Ok(event) => {
+                state.publisher.bus().publish(&event).await?;
+                published += 1;
+            }
+            // cannot happen with rows this service wrote; never let one block the rest
+            Err(e) => {
+                tracing::error!(error = %e, event_id = %id, "unreadable outbox entry dropped")
+            }
+        }
+        store::dequeue(pool, &id).await?;
+    }
+    if published > 0 {
+        tracing::info!(published, "outbox events relayed");
+    }
+    Ok(published)
+}
+
+/// A background task running [`relay_outbox`] every
+/// [`outbox_interval`](AuthServiceConfig::outbox_interval); stopped when dropped (like the
+/// monitoring-service's watchdog).
+#[derive(Debug)]
+pub(crate) struct OutboxRelay {
+    token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl OutboxRelay {
+    /// Starts relaying `state`'s outbox.
+    pub(crate) fn start(state: AuthState) -> Self {
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.outbox_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = relay_outbox(&state, state.config.outbox_grace).await {
+                    tracing::warn!(error = %e, "outbox relay round failed; retrying later");
+                }
+            }
+        });
+        Self {
+            token,
+            task: Some(task),
+        }
+    }
+
+    /// Stops the task and waits for its round in progress to end.
+    pub(crate) async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for OutboxRelay {
+    fn drop(&mut self) {
+        self.token.cancel();
     }
 }
 

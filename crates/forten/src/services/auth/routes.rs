@@ -207,8 +207,7 @@ async fn login(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_user(
     State(state): State<AuthState>,
     ApiJson(input): ApiJson<UserInput>,
@@ -226,39 +225,20 @@ async fn create_user(
         last_name: input.last_name.trim(),
         role: input.role,
     };
-    // the unique index decides a concurrent duplicate
-    let user = store::insert_user(pool, &new)
+    let mut tx = pool.begin().await?;
+    // the unique index decides a concurrent duplicate (the transaction rolls back on drop)
+    let user = store::insert_user(&mut tx, &new)
         .await?
         .ok_or_else(|| email_taken(&email))?;
-    publish(
-        state
-            .publisher
-            .publish_user_created(user_created(&user))
-            .await,
-        "user.created",
-        &user.id,
-    )?;
+    let event = state.event(user_created(&user), &user.id);
+    store::enqueue(&mut tx, &event).await?;
+    tx.commit().await?;
+    state.deliver(&event).await;
     Ok(json(StatusCode::CREATED, &user))
 }
 
 fn email_taken(email: &str) -> ApiError {
     AppError::Conflict(format!("a user with e-mail {email} already exists")).into()
-}
-
-/// The outcome of a publish after the database write: the change is stored either way, so a
-/// failure is a 503 saying so (the caller must not blindly retry a create).
-fn publish<T>(
-    result: Result<T, forten_shared::events::BusError>,
-    ty: &str,
-    user_id: &str,
-) -> Result<(), ApiError> {
-    result.map(|_| ()).map_err(|e| {
-        tracing::error!(error = %e, user_id, "{ty} not published");
-        AppError::Unavailable(format!(
-            "the change to user {user_id} was saved but {ty} could not be published: {e}"
-        ))
-        .into()
-    })
 }
 
 /// List users (admin, operator), oldest first.
@@ -373,7 +353,8 @@ async fn update_user(state: &AuthState, id: &str, patch: UserPatch) -> Result<Re
         return Ok(json(StatusCode::OK, &next));
     }
     next.updated_at = chrono::Utc::now();
-    if !store::update_user(pool, &next, &password_hash)
+    let mut tx = pool.begin().await?;
+    if !store::update_user(&mut tx, &next, &password_hash)
         .await
         .map_err(|e| {
             if crate::storage::is_constraint_violation(&e) {
@@ -385,17 +366,16 @@ async fn update_user(state: &AuthState, id: &str, patch: UserPatch) -> Result<Re
     {
         return Err(AppError::not_found("user", id).into());
     }
-    publish(
-        state
-            .publisher
-            .publish_user_updated(UserUpdated {
-                user_id: next.id.clone(),
-                changes: Value::Object(changes),
-            })
-            .await,
-        "user.updated",
+    let event = state.event(
+        UserUpdated {
+            user_id: next.id.clone(),
+            changes: Value::Object(changes),
+        },
         &next.id,
-    )?;
+    );
+    store::enqueue(&mut tx, &event).await?;
+    tx.commit().await?;
+    state.deliver(&event).await;
     Ok(json(StatusCode::OK, &next))
 }
 
@@ -416,18 +396,18 @@ async fn delete_user(
     if user.role == UserRole::Admin && store::count_admins(pool).await? <= 1 {
         return Err(AppError::Conflict("the last admin cannot be deleted".into()).into());
     }
-    if !store::delete_user(pool, &id).await? {
+    let mut tx = pool.begin().await?;
+    if !store::delete_user(&mut tx, &id).await? {
         return Err(AppError::not_found("user", &id).into());
     }
-    publish(
-        state
-            .publisher
-            .publish_user_deleted(UserDeleted {
-                user_id: id.clone(),
-            })
-            .await,
-        "user.deleted",
+    let event = state.event(
+        UserDeleted {
+            user_id: id.clone(),
+        },
         &id,
-    )?;
+    );
+    store::enqueue(&mut tx, &event).await?;
+    tx.commit().await?;
+    state.deliver(&event).await;
     Ok(StatusCode::NO_CONTENT)
 }

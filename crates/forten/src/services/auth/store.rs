@@ -1,7 +1,8 @@
 //! The auth-service's table (`auth_users`) and its queries.
 
+use forten_shared::Event;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::model::{StoredUser, User, UserRole};
 use crate::storage::{Migration, from_millis, now_millis};
@@ -11,11 +12,15 @@ use crate::storage::{Migration, from_millis, now_millis};
 /// `email` is stored normalised (trimmed, lowercase), so its unique index makes addresses
 /// unique case-insensitively, and is what decides a concurrent duplicate (409) or a
 /// concurrent bootstrap by several instances (one wins).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users",
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS auth_users (
+///
+/// `auth_outbox` holds the `user.*` events written in the same transaction as the change they
+/// announce, until they are published (see [`OutboxRelay`](super::OutboxRelay)).
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS auth_users (
             id TEXT PRIMARY KEY,
             email TEXT NOT NULL,
             password_hash TEXT NOT NULL,
@@ -24,10 +29,22 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             role TEXT NOT NULL,
             created_at BIGINT NOT NULL,
             updated_at BIGINT NOT NULL)",
-        "CREATE UNIQUE INDEX IF NOT EXISTS auth_users_email ON auth_users (email)",
-        "CREATE INDEX IF NOT EXISTS auth_users_role ON auth_users (role)",
-    ],
-}];
+            "CREATE UNIQUE INDEX IF NOT EXISTS auth_users_email ON auth_users (email)",
+            "CREATE INDEX IF NOT EXISTS auth_users_role ON auth_users (role)",
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "event outbox",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS auth_outbox (
+            id TEXT PRIMARY KEY,
+            event TEXT NOT NULL,
+            created_at BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS auth_outbox_created ON auth_outbox (created_at)",
+        ],
+    },
+];
 
 fn stored(row: &AnyRow) -> Result<StoredUser, sqlx::Error> {
     let role: String = row.try_get("role")?;
@@ -75,7 +92,7 @@ impl std::fmt::Debug for NewUser<'_> {
 /// Inserts a user; `None` when the e-mail is taken (checked by the unique index, so that two
 /// concurrent requests cannot both succeed).
 pub(crate) async fn insert_user(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     new: &NewUser<'_>,
 ) -> Result<Option<User>, sqlx::Error> {
     let (id, now) = (uuid::Uuid::now_v7().to_string(), now_millis());
@@ -91,7 +108,7 @@ pub(crate) async fn insert_user(
     .bind(new.last_name)
     .bind(new.role.as_str())
     .bind(now)
-    .execute(pool)
+    .execute(conn)
     .await?;
     if done.rows_affected() == 0 {
         return Ok(None);
@@ -150,7 +167,7 @@ pub(crate) async fn list_users(
 
 /// Writes every field of `user` (and the hash) back; `false` when it no longer exists.
 pub(crate) async fn update_user(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     user: &User,
     password_hash: &str,
 ) -> Result<bool, sqlx::Error> {
@@ -165,16 +182,16 @@ pub(crate) async fn update_user(
     .bind(&user.last_name)
     .bind(user.role.as_str())
     .bind(user.updated_at.timestamp_millis())
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Deletes a user; `false` when it does not exist.
-pub(crate) async fn delete_user(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
+pub(crate) async fn delete_user(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM auth_users WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(done.rows_affected() > 0)
 }
@@ -182,6 +199,55 @@ pub(crate) async fn delete_user(pool: &AnyPool, id: &str) -> Result<bool, sqlx::
 /// How many admins exist (the bootstrap, and the guard against removing the last one).
 pub(crate) async fn count_admins(pool: &AnyPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM auth_users WHERE role = 'admin'")
+        .fetch_one(pool)
+        .await
+}
+
+/// Queues `event` in the outbox (in the caller's transaction).
+pub(crate) async fn enqueue(conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
+    let json = event
+        .to_vec()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+        .and_then(|b| String::from_utf8(b).map_err(|e| sqlx::Error::Encode(Box::new(e))))?;
+    sqlx::query("INSERT INTO auth_outbox (id, event, created_at) VALUES ($1, $2, $3)")
+        .bind(&event.id)
+        .bind(json)
+        .bind(now_millis())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes a published event from the outbox.
+pub(crate) async fn dequeue(pool: &AnyPool, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM auth_outbox WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The oldest queued events written before `before` (Unix ms): (id, event JSON).
+pub(crate) async fn pending(
+    pool: &AnyPool,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, event FROM auth_outbox WHERE created_at <= $1 ORDER BY created_at, id LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get("id")?, row.try_get("event")?)))
+    .collect()
+}
+
+/// How many events wait in the outbox (tests, metrics).
+pub(crate) async fn count_pending(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM auth_outbox")
         .fetch_one(pool)
         .await
 }

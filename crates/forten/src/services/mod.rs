@@ -37,4 +37,5 @@
 
 pub(crate) mod access;
 pub(crate) mod api;
+pub(crate) mod auth;
 pub(crate) mod monitoring;

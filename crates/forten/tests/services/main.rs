@@ -19,6 +19,8 @@ mod services;
 mod storage;
 
 mod access;
+mod auth;
+mod auth_validation;
 mod monitoring;
 mod rabbitmq;
 mod storage_tests;

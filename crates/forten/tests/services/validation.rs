@@ -6,19 +6,25 @@ use crate::services::access::AccessConfig;
 use crate::services::monitoring::MonitoringConfig;
 use crate::support::{Backend, assert_problem, call_raw};
 
-const JSON: Option<&str> = Some("application/json");
+pub const JSON: Option<&str> = Some("application/json");
 
-struct Case {
-    method: Method,
-    uri: String,
-    content_type: Option<&'static str>,
-    body: String,
-    status: StatusCode,
+pub struct Case {
+    pub method: Method,
+    pub uri: String,
+    pub content_type: Option<&'static str>,
+    pub body: String,
+    pub status: StatusCode,
     /// The field a 422 must name.
-    field: Option<&'static str>,
+    pub field: Option<&'static str>,
 }
 
-fn case(method: Method, uri: &str, body: &str, status: u16, field: Option<&'static str>) -> Case {
+pub fn case(
+    method: Method,
+    uri: &str,
+    body: &str,
+    status: u16,
+    field: Option<&'static str>,
+) -> Case {
     Case {
         method,
         uri: uri.to_owned(),
@@ -378,7 +384,7 @@ async fn monitoring_routes_reject_bad_input() {
     run(&app.router, cases).await;
 }
 
-async fn run(router: &axum::Router, cases: Vec<Case>) {
+pub async fn run(router: &axum::Router, cases: Vec<Case>) {
     for c in cases {
         let ct = if c.body.is_empty() && c.content_type == JSON {
             None

@@ -82,7 +82,10 @@ impl Event {
     /// assert_eq!(v["specversion"], "1.0");
     /// ```
     pub fn to_vec(&self) -> Result<Vec<u8>, EventError> {
-        serde_json::to_vec(self).map_err(|e| EventError::Serialize(e.to_string()))
+        // sized for a typical event up front instead of growing from serde_json's 128 bytes
+        let mut buf = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut buf, self).map_err(|e| EventError::Serialize(e.to_string()))?;
+        Ok(buf)
     }
 
     /// Parses and validates a CloudEvents JSON document.

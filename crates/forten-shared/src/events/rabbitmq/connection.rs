@@ -251,6 +251,13 @@ impl Shared {
         avoid: Option<u64>,
         deadline: Option<Instant>,
     ) -> Option<Arc<Live>> {
+        // fast path (every publish): the current generation, without timers or subscriptions
+        if !self.closed.is_cancelled()
+            && let Some(l) = self.live.borrow().as_ref()
+            && Some(l.generation) != avoid
+        {
+            return Some(l.clone());
+        }
         let mut rx = self.live.subscribe();
         let wait = async {
             let r = rx

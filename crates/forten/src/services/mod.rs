@@ -39,3 +39,4 @@ pub(crate) mod access;
 pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod monitoring;
+pub(crate) mod periodic;

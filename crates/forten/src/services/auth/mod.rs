@@ -37,6 +37,7 @@ mod model;
 mod routes;
 mod store;
 
+use crate::services::periodic::Periodic;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +45,6 @@ use axum::Router;
 use forten_shared::auth::{AuthError, TokenIssuer, UserAuth, UserAuthLayer, hash_password};
 use forten_shared::events::{BusError, EventData, UserCreated};
 use forten_shared::{Event, EventBuilder, EventBus, EventPublisher};
-use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::model::{User, UserRole};
 pub(crate) use self::store::MIGRATIONS;
@@ -411,51 +411,17 @@ pub(crate) async fn relay_outbox(state: &AuthState, grace: Duration) -> Result<u
     Ok(published)
 }
 
-/// A background task running [`relay_outbox`] every
-/// [`outbox_interval`](AuthServiceConfig::outbox_interval); stopped when dropped (like the
-/// monitoring-service's watchdog).
+/// The outbox relay: runs every interval until stopped or dropped.
 #[derive(Debug)]
-pub(crate) struct OutboxRelay {
-    token: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
+pub(crate) struct OutboxRelay;
 
 impl OutboxRelay {
-    /// Starts relaying `state`'s outbox.
-    pub(crate) fn start(state: AuthState) -> Self {
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(state.config.outbox_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                if let Err(e) = relay_outbox(&state, state.config.outbox_grace).await {
-                    tracing::warn!(error = %e, "outbox relay round failed; retrying later");
-                }
-            }
-        });
-        Self {
-            token,
-            task: Some(task),
-        }
-    }
-
-    /// Stops the task and waits for its round in progress to end.
-    pub(crate) async fn stop(mut self) {
-        self.token.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for OutboxRelay {
-    fn drop(&mut self) {
-        self.token.cancel();
+    /// Starts it.
+    pub(crate) fn start(state: AuthState) -> Periodic {
+        Periodic::start(state.config.outbox_interval, "outbox relay", move || {
+            let state = state.clone();
+            async move { relay_outbox(&state, state.config.outbox_grace).await }
+        })
     }
 }
 

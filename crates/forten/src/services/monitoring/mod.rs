@@ -21,6 +21,7 @@ mod model;
 mod routes;
 mod store;
 
+use crate::services::periodic::Periodic;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,6 @@ use forten_shared::events::{
     Subscribe, SubscriptionHandle,
 };
 use forten_shared::{Event, EventBus, EventPublisher, EventType};
-use tokio_util::sync::CancellationToken;
 
 use self::model::Alert;
 pub(crate) use self::store::MIGRATIONS;
@@ -267,50 +267,21 @@ pub(crate) async fn on_access_denied(
     Ok(Outcome::Ack)
 }
 
-/// The camera watchdog: a background task, stopped when this guard is dropped or
-/// [`stop`](Self::stop)ped.
+/// The camera watchdog: runs every interval until stopped or dropped.
 #[derive(Debug)]
-pub(crate) struct Watchdog {
-    token: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
+pub(crate) struct Watchdog;
 
 impl Watchdog {
-    /// Starts checking `state`'s cameras every `watchdog_interval`.
-    pub(crate) fn start(state: MonitoringState) -> Self {
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(state.config.watchdog_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                if let Err(e) = check_cameras(&state).await {
-                    tracing::warn!(error = %e, "camera watchdog round failed");
-                }
-            }
-        });
-        Self {
-            token,
-            task: Some(task),
-        }
-    }
-
-    /// Stops the task and waits for its current round to finish.
-    pub(crate) async fn stop(mut self) {
-        self.token.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.token.cancel();
+    /// Starts it.
+    pub(crate) fn start(state: MonitoringState) -> Periodic {
+        Periodic::start(
+            state.config.watchdog_interval,
+            "camera watchdog",
+            move || {
+                let state = state.clone();
+                async move { check_cameras(&state).await }
+            },
+        )
     }
 }
 

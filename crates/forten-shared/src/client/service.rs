@@ -18,9 +18,6 @@ use super::{
 use crate::discovery::{DiscoveryClient, InvalidConfig};
 use crate::telemetry::{Metrics, metric_names};
 
-/// Histogram of client call latency `{service,target}` (seconds).
-const HTTP_CLIENT_REQUEST_DURATION_SECONDS: &str = "http_client_request_duration_seconds";
-
 /// Outcomes counted in `http_client_requests_total{outcome}`.
 const OUTCOMES: [&str; 6] = [
     "success",
@@ -169,7 +166,7 @@ impl ServiceClientBuilder {
             )
         });
         let latency = metrics.histogram(
-            HTTP_CLIENT_REQUEST_DURATION_SECONDS,
+            metric_names::HTTP_CLIENT_REQUEST_DURATION_SECONDS,
             &[("target", &self.target)],
         );
         Ok(ServiceClient {

@@ -23,6 +23,8 @@ pub mod metric_names {
     pub const HTTP_SERVER_REQUEST_DURATION_SECONDS: &str = "http_server_request_duration_seconds";
     /// Counter `{service,target,outcome}`.
     pub const HTTP_CLIENT_REQUESTS_TOTAL: &str = "http_client_requests_total";
+    /// Histogram (seconds) `{service,target}`: client call latency, retries included.
+    pub const HTTP_CLIENT_REQUEST_DURATION_SECONDS: &str = "http_client_request_duration_seconds";
     /// Gauge `{service,target}`: 0 closed, 1 half-open, 2 open.
     pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
     /// Counter `{service,type}`.

@@ -261,6 +261,9 @@ struct Inner {
     verifier: TokenVerifier,
     /// std `Mutex`: held only to look up or insert a slot.
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// The slots of the configured scopes by target alone, looked up without building a key
+    /// (`create_auth_header` on every call of a hot path).
+    default_slots: std::sync::RwLock<HashMap<String, Arc<Slot>>>,
     minted: AtomicU64,
 }
 
@@ -381,6 +384,7 @@ impl ServiceAuth {
                 minter,
                 verifier,
                 slots: Mutex::new(HashMap::new()),
+                default_slots: std::sync::RwLock::new(HashMap::new()),
                 minted: AtomicU64::new(0),
             }),
         }
@@ -409,7 +413,18 @@ impl ServiceAuth {
     /// `Bearer <token>` for calls to `target` (the guide's `createAuthHeader`), with the
     /// configured scopes; cached until `renew_before` ahead of expiry.
     pub async fn create_auth_header(&self, target: &str) -> Result<HeaderValue, AuthError> {
-        Ok(self.cached(target, &self.inner.scopes, None).await?.header)
+        let known = self
+            .inner
+            .default_slots
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(target)
+            .and_then(|slot| fresh(slot));
+        if let Some(c) = known {
+            return Ok(c.header);
+        }
+        let cached = self.cached(target, &self.inner.scopes, None).await?;
+        Ok(cached.header)
     }
 
     /// The bare token for `target` with the configured scopes (cached).
@@ -499,6 +514,14 @@ impl ServiceAuth {
             cnf.unwrap_or("")
         );
         let slot = self.slot(key);
+        if cnf.is_none() && std::ptr::eq(scopes, self.inner.scopes.as_slice()) {
+            self.inner
+                .default_slots
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(target.to_owned())
+                .or_insert_with(|| slot.clone());
+        }
         if let Some(c) = fresh(&slot) {
             return Ok(c);
         }

@@ -40,3 +40,28 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod monitoring;
 pub(crate) mod periodic;
+
+/// Subscribes `handle(state, event)` on `queue` to one event type: the shape every service's
+/// subscriptions share.
+pub(crate) async fn subscribe_to<S, F, Fut>(
+    bus: &forten_shared::EventBus,
+    queue: &str,
+    event_type: forten_shared::EventType,
+    state: &S,
+    handle: F,
+) -> Result<forten_shared::events::SubscriptionHandle, forten_shared::events::BusError>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S, forten_shared::Event) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<
+            Output = Result<forten_shared::events::Outcome, forten_shared::events::HandlerError>,
+        > + Send
+        + 'static,
+{
+    let state = state.clone();
+    let sub = forten_shared::events::Subscribe::new(queue).pattern(event_type);
+    bus.subscribe(sub, move |event: forten_shared::Event| {
+        handle(state.clone(), event)
+    })
+    .await
+}

@@ -22,12 +22,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use forten_shared::events::{
-    BusError, HandlerError, Outcome, Subscribe, SubscriptionHandle, UserCreated, UserDeleted,
+    BusError, HandlerError, Outcome, SubscriptionHandle, UserCreated, UserDeleted,
 };
 use forten_shared::{Event, EventBus, EventPublisher, EventType};
 
 pub(crate) use self::model::{AccessProfile, Decision, Door};
 pub(crate) use self::store::MIGRATIONS;
+use crate::services::subscribe_to;
 use crate::storage::{Database, DatabaseConfig, StorageError};
 
 /// The service's name (events' `source`, traces, health).
@@ -144,28 +145,22 @@ pub(crate) async fn subscribe(
     state: &AccessState,
     bus: &EventBus,
 ) -> Result<Vec<SubscriptionHandle>, BusError> {
-    let created = {
-        let state = state.clone();
-        bus.subscribe(
-            Subscribe::new(state.config.user_created_queue.clone()).pattern(EventType::UserCreated),
-            move |event: Event| {
-                let state = state.clone();
-                async move { on_user_created(&state, &event).await }
-            },
-        )
-        .await?
-    };
-    let deleted = {
-        let state = state.clone();
-        bus.subscribe(
-            Subscribe::new(state.config.user_deleted_queue.clone()).pattern(EventType::UserDeleted),
-            move |event: Event| {
-                let state = state.clone();
-                async move { on_user_deleted(&state, &event).await }
-            },
-        )
-        .await?
-    };
+    let created = subscribe_to(
+        bus,
+        &state.config.user_created_queue,
+        EventType::UserCreated,
+        state,
+        |s, e| async move { on_user_created(&s, &e).await },
+    )
+    .await?;
+    let deleted = subscribe_to(
+        bus,
+        &state.config.user_deleted_queue,
+        EventType::UserDeleted,
+        state,
+        |s, e| async move { on_user_deleted(&s, &e).await },
+    )
+    .await?;
     Ok(vec![created, deleted])
 }
 

@@ -21,7 +21,6 @@ mod model;
 mod routes;
 mod store;
 
-use crate::services::periodic::Periodic;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,13 +28,15 @@ use axum::Router;
 use chrono::Utc;
 use forten_shared::events::{
     AccessDenied, AlertTriggered, BusError, CameraOffline, DoorForced, HandlerError, Outcome,
-    Subscribe, SubscriptionHandle,
+    SubscriptionHandle,
 };
 use forten_shared::{Event, EventBus, EventPublisher, EventType};
 
 use self::model::Alert;
 pub(crate) use self::store::MIGRATIONS;
 use self::store::NewAlert;
+use crate::services::periodic::Periodic;
+use crate::services::subscribe_to;
 use crate::storage::{Database, DatabaseConfig, StorageError, from_millis, now_millis};
 
 /// The service's name (events' `source`, traces, health).
@@ -130,29 +131,22 @@ pub(crate) async fn subscribe(
     state: &MonitoringState,
     bus: &EventBus,
 ) -> Result<Vec<SubscriptionHandle>, BusError> {
-    let forced = {
-        let state = state.clone();
-        bus.subscribe(
-            Subscribe::new(state.config.door_forced_queue.clone()).pattern(EventType::DoorForced),
-            move |event: Event| {
-                let state = state.clone();
-                async move { on_door_forced(&state, &event).await }
-            },
-        )
-        .await?
-    };
-    let denied = {
-        let state = state.clone();
-        bus.subscribe(
-            Subscribe::new(state.config.access_denied_queue.clone())
-                .pattern(EventType::AccessDenied),
-            move |event: Event| {
-                let state = state.clone();
-                async move { on_access_denied(&state, &event).await }
-            },
-        )
-        .await?
-    };
+    let forced = subscribe_to(
+        bus,
+        &state.config.door_forced_queue,
+        EventType::DoorForced,
+        state,
+        |s, e| async move { on_door_forced(&s, &e).await },
+    )
+    .await?;
+    let denied = subscribe_to(
+        bus,
+        &state.config.access_denied_queue,
+        EventType::AccessDenied,
+        state,
+        |s, e| async move { on_access_denied(&s, &e).await },
+    )
+    .await?;
     Ok(vec![forced, denied])
 }
 

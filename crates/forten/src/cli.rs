@@ -14,6 +14,10 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run every service in this process on the embedded defaults (SQLite, in-process bus).
+    Up(UpArgs),
+    /// Run one service as its own process (RabbitMQ, the registry, SQLite or PostgreSQL).
+    Run(RunArgs),
     /// Publish and watch events.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -28,6 +32,44 @@ pub(crate) enum Command {
     /// The service registry (hosted by api-gateway).
     #[command(subcommand)]
     Registry(RegistryCommand),
+}
+
+/// `forten up`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// The gateway's port; the other services take the next four (0: any free ports).
+    #[arg(long, default_value_t = crate::system::DEFAULT_PORT_BASE)]
+    pub(crate) port_base: u16,
+    #[command(flatten)]
+    pub(crate) common: LaunchArgs,
+}
+
+/// `forten run <service>`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The service to run.
+    #[arg(value_enum)]
+    pub(crate) service: crate::system::ServiceKind,
+    /// The port to listen on (overrides `PORT`; 0: any free port; default: the service's own).
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+    #[command(flatten)]
+    pub(crate) common: LaunchArgs,
+}
+
+/// Flags `up` and `run` share; each overrides its environment variable.
+#[derive(Debug, Args)]
+pub(crate) struct LaunchArgs {
+    /// The address to listen on (overrides `HOST`; default 127.0.0.1).
+    #[arg(long)]
+    pub(crate) host: Option<String>,
+    /// Where the embedded SQLite files live (overrides `FORTEN_DATA_DIR`).
+    #[arg(long)]
+    pub(crate) data_dir: Option<std::path::PathBuf>,
+    /// How long a stopping instance keeps serving after deregistering, so that peers stop
+    /// sending it requests (default: 2s for `run`, 0 for `up`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) drain_grace: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,6 +249,17 @@ mod tests {
                 "--source",
                 "ops",
             ],
+            &["forten", "up"],
+            &[
+                "forten",
+                "up",
+                "--port-base",
+                "4000",
+                "--data-dir",
+                "/tmp/x",
+            ],
+            &["forten", "run", "access-service", "--port", "0"],
+            &["forten", "run", "api-gateway", "--drain-grace", "500ms"],
             &["forten", "dlq", "list", "q"],
             &["forten", "dlq", "show", "q", "--limit", "5"],
             &["forten", "dlq", "replay", "q", "--rabbitmq-url", "amqp://h"],
@@ -236,6 +289,7 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["forten", "events", "tail", "--format", "xml"]).is_err());
         assert!(Cli::try_parse_from(["forten", "dlq", "list"]).is_err());
+        assert!(Cli::try_parse_from(["forten", "run", "billing-service"]).is_err());
         assert!(
             Cli::try_parse_from(["forten", "events", "tail", "--connect-timeout", "soon"]).is_err()
         );

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod services;
 mod storage;
+mod system;
 
 use std::process::ExitCode;
 
@@ -18,7 +19,13 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // process-wide crypto provider for JWTs, before anything signs or verifies
     forten_shared::auth::install_crypto_provider();
-    init_logging();
+    let _telemetry = match init_logging(&cli.command) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(64);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,13 +45,39 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr (stdout is for the command's output), filtered by `RUST_LOG`
-/// (default `error`: a command reports its own failure in one line; lapin's logs off).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,lapin=off"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Logs go to stderr (stdout is for the command's output).
+///
+/// The services (`up`, `run`) get the full telemetry pipeline: structured logs (`LOG_FORMAT`,
+/// `RUST_LOG`, default `info` for `run` and `warn` for `up`, whose console shows the banner),
+/// traces (exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set). Operator commands
+/// log errors only (`RUST_LOG` to change): a command reports its own failure in one line.
+fn init_logging(
+    command: &cli::Command,
+) -> Result<Option<forten_shared::telemetry::TelemetryGuard>, String> {
+    use forten_shared::telemetry::{TelemetryConfig, build_subscriber};
+    let default_filter = match command {
+        cli::Command::Up(_) => "warn,lapin=error",
+        cli::Command::Run(_) => "info,lapin=warn",
+        _ => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,lapin=off"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+            return Ok(None);
+        }
+    };
+    let service = match command {
+        cli::Command::Run(args) => args.service.name(),
+        _ => "forten",
+    };
+    let mut config = TelemetryConfig::from_env(service).map_err(|e| e.to_string())?;
+    if std::env::var_os("RUST_LOG").is_none() {
+        config = config.with_log_filter(default_filter);
+    }
+    let (subscriber, guard) =
+        build_subscriber(&config, std::io::stderr).map_err(|e| e.to_string())?;
+    tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
+    Ok(Some(guard))
 }

@@ -9,7 +9,8 @@ mod token;
 use forten_shared::EventBus;
 use forten_shared::events::{BusError, RabbitConfig};
 
-use crate::cli::{BenchCommand, BrokerArgs, Cli, Command, RegistryCommand};
+use crate::cli::{BenchCommand, BrokerArgs, Cli, Command, LaunchArgs, RegistryCommand};
+use crate::system::{self, Launch};
 
 /// Why a command failed; decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -49,11 +50,34 @@ impl From<BusError> for CliError {
 
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Up(args) => {
+            let launch = Launch {
+                port_base: Some(args.port_base),
+                ..launch(args.common)
+            };
+            system::up(launch).await
+        }
+        Command::Run(args) => {
+            let launch = Launch {
+                port: args.port,
+                ..launch(args.common)
+            };
+            system::run(args.service, launch).await
+        }
         Command::Events(cmd) => events::run(cmd).await,
         Command::Dlq(cmd) => dlq::run(cmd).await,
         Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
+    }
+}
+
+fn launch(args: LaunchArgs) -> Launch {
+    Launch {
+        host: args.host,
+        data_dir: args.data_dir,
+        drain_grace: args.drain_grace,
+        ..Launch::default()
     }
 }
 

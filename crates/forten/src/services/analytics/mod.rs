@@ -261,6 +261,11 @@ pub(crate) async fn rebuild(db: &Database) -> Result<Rebuilt, StorageError> {
     Ok(store::rebuild(db.pool(), now_millis()).await?)
 }
 
+/// Raw events stored.
+pub(crate) async fn count_events(db: &Database) -> Result<i64, StorageError> {
+    Ok(store::count_events(db.pool()).await?)
+}
+
 /// Deletes what is past `retention`; returns the rows deleted.
 pub(crate) async fn apply_retention(
     db: &Database,

@@ -32,6 +32,26 @@ pub(crate) enum Command {
     /// The service registry (hosted by api-gateway).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// analytics-service maintenance.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AnalyticsCommand {
+    /// Recompute every aggregate (buckets, windows, lifecycles) from the stored raw events.
+    Rebuild(AnalyticsDbArgs),
+}
+
+/// Where the analytics-service's database is (as the service finds it).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AnalyticsDbArgs {
+    /// `postgres://…` or `sqlite://…`; without it, `<data-dir>/analytics.db`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// Where the embedded SQLite files live.
+    #[arg(long, env = "FORTEN_DATA_DIR", default_value = "./forten-data")]
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 /// `forten up`.
@@ -203,6 +223,31 @@ pub(crate) struct DlqArgs {
 pub(crate) enum BenchCommand {
     /// Publish with confirms and consume with acks: the event bus against raw lapin.
     Events(BenchEventsArgs),
+    /// analytics-service: ingest from RabbitMQ (dedup + storage), query latency over stored events.
+    Analytics(BenchAnalyticsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchAnalyticsArgs {
+    /// Events published to RabbitMQ and ingested (plus 1 % redelivered copies).
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) count: usize,
+    /// Events stored before the queries are timed (the ingested ones included).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) stored: usize,
+    /// Timed calls of each query; p50 and p99 are reported.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) queries: usize,
+    /// The database to bench on (`postgres://…`); default: a fresh SQLite file in a temporary
+    /// directory. Nothing outside the bench's own tables (a unique schema on PostgreSQL) is
+    /// touched.
+    #[arg(long = "bench-database-url")]
+    pub(crate) database_url: Option<String>,
+    /// One JSON object per figure instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) broker: BrokerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +310,17 @@ mod tests {
             &["forten", "dlq", "replay", "q", "--rabbitmq-url", "amqp://h"],
             &["forten", "dlq", "purge", "q"],
             &["forten", "bench", "events", "--count", "10", "--json"],
+            &[
+                "forten",
+                "bench",
+                "analytics",
+                "--count",
+                "10",
+                "--stored",
+                "100",
+                "--json",
+            ],
+            &["forten", "analytics", "rebuild", "--data-dir", "/tmp/x"],
             &[
                 "forten",
                 "token",

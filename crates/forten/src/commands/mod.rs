@@ -1,5 +1,7 @@
 //! The commands: each parses what it needs, calls the toolkit, and prints.
 
+mod analytics;
+mod bench_analytics;
 mod bench_events;
 mod dlq;
 mod events;
@@ -9,7 +11,9 @@ mod token;
 use forten_shared::EventBus;
 use forten_shared::events::{BusError, RabbitConfig};
 
-use crate::cli::{BenchCommand, BrokerArgs, Cli, Command, LaunchArgs, RegistryCommand};
+use crate::cli::{
+    AnalyticsCommand, BenchCommand, BrokerArgs, Cli, Command, LaunchArgs, RegistryCommand,
+};
 use crate::system::{self, Launch};
 
 /// Why a command failed; decides the exit code.
@@ -67,6 +71,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Events(cmd) => events::run(cmd).await,
         Command::Dlq(cmd) => dlq::run(cmd).await,
         Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
+        Command::Bench(BenchCommand::Analytics(args)) => bench_analytics::run(args).await,
+        Command::Analytics(AnalyticsCommand::Rebuild(args)) => analytics::rebuild(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
     }

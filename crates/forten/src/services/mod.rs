@@ -6,6 +6,7 @@
 //! | module | service |
 //! | --- | --- |
 //! | [`access`] | access-service: buildings, doors, access profiles, access attempts |
+//! | [`analytics`] | analytics-service: every event counted once, by event time: real-time windows, time series, reports, derived figures |
 //! | [`monitoring`] | monitoring-service: cameras and their watchdog, alerts |
 //! | [`gateway`] | api-gateway's routing layer: `/api/**` proxy, dashboard |
 //! | [`api`] | what their HTTP APIs share: problem+json errors, extractors, validation |
@@ -37,6 +38,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod access;
+pub(crate) mod analytics;
 pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod gateway;

@@ -5,7 +5,7 @@
     clippy::expect_used
 )]
 
-//! Integration tests of the access and monitoring services: routers called with `oneshot`
+//! Integration tests of the access, monitoring and analytics services: routers called with `oneshot`
 //! (and one real loopback server), storage on SQLite in a temporary directory and on the real
 //! PostgreSQL (a unique schema per test), the in-process bus for the logic, and RabbitMQ for
 //! the `user.created` → access profile path with a redelivered duplicate.
@@ -19,6 +19,7 @@ mod services;
 mod storage;
 
 mod access;
+mod analytics;
 mod auth;
 mod auth_validation;
 mod monitoring;

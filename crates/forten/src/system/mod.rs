@@ -247,10 +247,14 @@ async fn shutdown_signal() {
     }
 }
 
-/// Waits until every node's critical checks have run once and pass.
+/// Waits until every node is registered and its checks have run once (again, for checks of
+/// peers that registered after them).
 async fn wait_ready(nodes: &[Node]) {
     for node in nodes {
-        node.health().wait_until_checked().await;
+        node.wait_registered().await;
+    }
+    for node in nodes {
+        node.health().check_now().await;
     }
 }
 
@@ -332,7 +336,9 @@ pub(crate) async fn run(kind: ServiceKind, launch: Launch) -> Result<(), CliErro
         shared.issuer = Some(issuer(policy)?);
     }
     let node = Node::start(kind, &shared, listener).await?;
-    wait_ready(std::slice::from_ref(&node)).await;
+    // Serving starts at once; registration goes on in the background until the registry
+    // answers (services may start before the gateway).
+    node.health().wait_until_checked().await;
     println!("{} listening on {}", kind.name(), node.url());
     shutdown_signal().await;
     stop_all(

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::{ServiceKind, Shared};
 use crate::commands::CliError;
 use crate::services::periodic::Periodic;
-use crate::services::{access, auth, monitoring};
+use crate::services::{access, analytics, auth, gateway, monitoring};
 use crate::storage::Database;
 
 /// The scopes every service asks for in the tokens it sends to its peers.
@@ -34,19 +34,38 @@ pub(crate) struct Node {
     obs: Observability,
     discovery: DiscoveryClient,
     registration: JoinHandle<()>,
+    registered: watch::Receiver<bool>,
     stop_http: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
-    tasks: Vec<Periodic>,
+    tasks: Vec<Task>,
     db: Option<Database>,
     registry: Option<Registry>,
     /// The credentials `forten up` prints once, when the auth-service generated an admin.
     pub(crate) generated_admin: Option<auth::GeneratedAdmin>,
 }
 
+/// A background task of a service, stopped after its HTTP server.
+#[derive(Debug)]
+enum Task {
+    /// A periodic round (the camera watchdog, the outbox relay).
+    Periodic(Periodic),
+    /// The analytics writer and retention.
+    Analytics(analytics::AnalyticsRuntime),
+}
+
+impl Task {
+    async fn stop(self) {
+        match self {
+            Task::Periodic(p) => p.stop().await,
+            Task::Analytics(a) => a.stop().await,
+        }
+    }
+}
+
 /// What a kind of service adds to the common parts.
 struct Parts {
     router: Router,
-    tasks: Vec<Periodic>,
+    tasks: Vec<Task>,
     db: Option<Database>,
     registry: Option<Registry>,
     generated_admin: Option<auth::GeneratedAdmin>,
@@ -111,13 +130,15 @@ impl Node {
                 .advertise_url(url.clone())
                 .health_check_url(Some(format!("{url}/health/ready")))
                 .metadata("instanceId", obs.health().report().instance_id.into());
-        let registration = tokio::spawn(register_until_done(discovery.clone(), registration));
+        let (done, registered) = watch::channel(false);
+        let registration = tokio::spawn(register_until_done(discovery.clone(), registration, done));
         Ok(Self {
             kind,
             url,
             obs,
             discovery,
             registration,
+            registered,
             stop_http,
             server,
             tasks: parts.tasks,
@@ -140,6 +161,12 @@ impl Node {
     /// Its health monitor (ready when every critical check passed once).
     pub(crate) fn health(&self) -> &forten_shared::HealthMonitor {
         self.obs.health()
+    }
+
+    /// Waits until the instance is registered.
+    pub(crate) async fn wait_registered(&self) {
+        let mut registered = self.registered.clone();
+        let _ = registered.wait_for(|done| *done).await;
     }
 
     /// Graceful stop: deregister → readiness 503 → wait `grace` (peers' discovery caches
@@ -176,12 +203,17 @@ impl Node {
 
 /// Registers, retrying with a capped backoff while the registry is not reachable yet (services
 /// may start before the gateway); the discovery client heartbeats from then on.
-async fn register_until_done(discovery: DiscoveryClient, registration: Registration) {
+async fn register_until_done(
+    discovery: DiscoveryClient,
+    registration: Registration,
+    done: watch::Sender<bool>,
+) {
     let mut delay = Duration::from_millis(100);
     loop {
         match discovery.register(registration.clone()).await {
             Ok(id) => {
                 tracing::info!(service = %registration.name, instance = %id, "registered");
+                let _ = done.send(true);
                 return;
             }
             Err(e) => {
@@ -244,11 +276,23 @@ async fn gateway_parts(
                 }
             }
         })
-        .critical(false);
+        .critical(false)
+        .interval(Duration::from_secs(5));
         obs.health().register(check);
     }
-    let _ = (discovery, registry);
-    Err(CliError::Failed("tmp".into()))
+    let state = gateway::GatewayState::new(
+        discovery,
+        shared.user_auth.clone(),
+        gateway::GatewayConfig::default(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(Parts {
+        router: registry.router().merge(gateway::router(state)),
+        tasks: Vec::new(),
+        db: None,
+        registry: Some(registry),
+        generated_admin: None,
+    })
 }
 
 async fn auth_parts(shared: &Shared, bus: &EventBus) -> Result<Parts, CliError> {
@@ -268,7 +312,7 @@ async fn auth_parts(shared: &Shared, bus: &EventBus) -> Result<Parts, CliError> 
     let relay = auth::OutboxRelay::start(state.clone());
     Ok(Parts {
         router: auth::router(state),
-        tasks: vec![relay],
+        tasks: vec![Task::Periodic(relay)],
         db: Some(db),
         registry: None,
         generated_admin,
@@ -308,15 +352,25 @@ async fn monitoring_parts(shared: &Shared, bus: &EventBus) -> Result<Parts, CliE
     let watchdog = monitoring::Watchdog::start(state.clone());
     Ok(Parts {
         router: monitoring::router(state),
-        tasks: vec![watchdog],
+        tasks: vec![Task::Periodic(watchdog)],
         db: Some(db),
         registry: None,
         generated_admin: None,
     })
 }
 
-async fn analytics_parts(_: &Shared, _: &EventBus) -> Result<Parts, CliError> {
-    Err(CliError::Failed("tmp".into()))
+async fn analytics_parts(shared: &Shared, bus: &EventBus) -> Result<Parts, CliError> {
+    let db = analytics::open_database(&shared.database).await?;
+    let state = analytics::AnalyticsState::new(db.clone(), analytics::AnalyticsConfig::default());
+    let runtime = analytics::AnalyticsRuntime::start(state.clone());
+    analytics::subscribe(&state, bus).await?;
+    Ok(Parts {
+        router: analytics::router(state),
+        tasks: vec![Task::Analytics(runtime)],
+        db: Some(db),
+        registry: None,
+        generated_admin: None,
+    })
 }
 
 /// A service token provider for peers: shared-secret, the process's own issuer (`forten up`

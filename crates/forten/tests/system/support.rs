@@ -127,6 +127,7 @@ impl Forten {
             let mut parts = line.split_whitespace();
             if let (Some(name), Some(url), None) = (parts.next(), parts.next(), parts.next())
                 && url.starts_with("http://")
+                && !name.ends_with(':')
             {
                 urls.insert(name.to_owned(), url.to_owned());
             }

@@ -10,5 +10,6 @@
 
 mod cluster;
 mod flow;
+mod quickstart;
 mod support;
 mod up;

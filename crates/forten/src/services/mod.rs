@@ -5,36 +5,20 @@
 //!
 //! | module | service |
 //! | --- | --- |
+//! | [`gateway`] | api-gateway: routing of `/api/**` by discovery, user-token check, dashboard (the registry it hosts is `forten_shared::discovery::Registry`) |
+//! | [`auth`] | auth-service: users, roles, login, bootstrap admin, service-token issuer |
 //! | [`access`] | access-service: buildings, doors, access profiles, access attempts |
-//! | [`analytics`] | analytics-service: every event counted once, by event time: real-time windows, time series, reports, derived figures |
 //! | [`monitoring`] | monitoring-service: cameras and their watchdog, alerts |
-//! | [`gateway`] | api-gateway's routing layer: `/api/**` proxy, dashboard |
+//! | [`analytics`] | analytics-service: every event counted once; windows, time series, reports, derived figures |
 //! | [`api`] | what their HTTP APIs share: problem+json errors, extractors, validation |
-
-//! # Mounting a service (what `forten up` / `forten run` do)
+//! | [`periodic`] | the background rounds (watchdog, outbox relay, retention) |
 //!
-//! ```ignore
-//! let db = access::open_database(&database_config).await?;          // migrations run here
-//! let state = AccessState::new(db.clone(), bus.clone(), access_config);
-//! access::subscribe(&state, &bus).await?;                           // user.created → profiles
-//! let obs = Observability::new(access::SERVICE, env!("CARGO_PKG_VERSION"));
-//! obs.health().register(HealthCheck::database("database", move || {
-//!     let db = db.clone();
-//!     async move { db.ping().await }
-//! }));
-//! obs.health().start();
-//! let app = obs.apply(
-//!     access::router(state.clone())
-//!         .merge(access::internal_router(state).layer(service_auth.layer(["internal:read"]))),
-//! );
-//! axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-//! ```
-//!
-//! The monitoring-service is mounted the same way, plus its camera watchdog:
-//! `let _watchdog = monitoring::Watchdog::start(state.clone());` (stopped on drop).
+//! `crate::system` mounts them (`forten up`, `forten run`): observability, database health
+//! check, registration, graceful stop.
 
-// The services are mounted by `forten up` / `forten run` in the next step of issue 6; until
-// then only the tests use this module.
+// The binary mounts each service through a subset of its module (state, router, subscribe);
+// the integration tests, which compile these sources on their own, use the rest (accessors,
+// `openapi()`, counters, configuration builders).
 #![allow(dead_code)]
 
 pub(crate) mod access;

@@ -25,8 +25,7 @@
 //! db.ping().await?;
 //! ```
 
-// The services are mounted by `forten up` / `forten run` in the next step of issue 6; until
-// then only the tests use this module.
+// `backend()` and a few helpers serve the integration tests, which compile these sources.
 #![allow(dead_code)]
 
 use std::path::PathBuf;

@@ -60,12 +60,13 @@ impl ServiceKind {
 
     /// Its name (SPEC §2): events' `source`, traces, the registry.
     pub(crate) fn name(self) -> &'static str {
+        use crate::services::{access, analytics, auth, gateway, monitoring};
         match self {
-            ServiceKind::ApiGateway => "api-gateway",
-            ServiceKind::AuthService => "auth-service",
-            ServiceKind::AccessService => "access-service",
-            ServiceKind::MonitoringService => "monitoring-service",
-            ServiceKind::AnalyticsService => "analytics-service",
+            ServiceKind::ApiGateway => gateway::SERVICE,
+            ServiceKind::AuthService => auth::SERVICE,
+            ServiceKind::AccessService => access::SERVICE,
+            ServiceKind::MonitoringService => monitoring::SERVICE,
+            ServiceKind::AnalyticsService => analytics::SERVICE,
         }
     }
 

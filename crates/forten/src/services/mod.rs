@@ -31,6 +31,20 @@
 //!
 //! The monitoring-service is mounted the same way, plus its camera watchdog:
 //! `let _watchdog = monitoring::Watchdog::start(state.clone());` (stopped on drop).
+//!
+//! The api-gateway has no database or subscriptions: its router is merged with the registry
+//! it hosts (the gateway's discovery client reads that registry, so it needs a service token
+//! with `registry:read`, or `AllowAll` reads):
+//!
+//! ```ignore
+//! let registry = Registry::builder(registry_config).authorizer(authorizer).start()?;
+//! let discovery = DiscoveryClient::new(DiscoveryConfig::new(&own_url).auth(service_token))?;
+//! let state = GatewayState::new(discovery, user_auth, GatewayConfig::default())?;
+//! let obs = Observability::new(gateway::SERVICE, env!("CARGO_PKG_VERSION"));
+//! let app = obs.apply(gateway::router(state).merge(registry.router()));
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+//!     .with_graceful_shutdown(shutdown).await?;
+//! ```
 
 // The services are mounted by `forten up` / `forten run` in the next step of issue 6; until
 // then only the tests use this module.

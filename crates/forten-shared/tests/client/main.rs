@@ -13,6 +13,7 @@ mod bench;
 mod breaker;
 mod propagation;
 mod retry;
+mod streaming;
 #[path = "../discovery/support.rs"]
 mod support;
 

@@ -24,8 +24,9 @@ const LOGIN_PATH: &str = "/api/auth/login";
 const MAX_CORRELATION_ID_LEN: usize = 128;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `host`
-/// (the client sets the instance's) and `content-length` (recomputed from the buffered body).
-const HOP_BY_HOP: [&str; 9] = [
+/// (the client sets the instance's), `content-length` (recomputed from the buffered body) and
+/// `expect` (the body is already read: there is nothing to continue).
+const HOP_BY_HOP: [&str; 10] = [
     "connection",
     "keep-alive",
     "te",
@@ -35,6 +36,7 @@ const HOP_BY_HOP: [&str; 9] = [
     "proxy-connection",
     "host",
     "content-length",
+    "expect",
 ];
 
 /// `ANY /api/**`.
@@ -267,6 +269,7 @@ mod tests {
             ("proxy-foo", "1"),
             ("host", "gateway:3000"),
             ("content-length", "3"),
+            ("expect", "100-continue"),
             ("x-secret-hop", "1"),
             ("x-request-deadline", "1"),
             ("authorization", "Bearer user-token"),

@@ -113,6 +113,7 @@ impl Node {
 
         let (stop_http, mut stopped) = watch::channel(false);
         let server = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|stop| *stop).await;

@@ -32,6 +32,10 @@ pub(crate) enum Command {
     /// The service registry (hosted by api-gateway).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// The deployment contract as JSON: environment variables, services and their ports,
+    /// probe paths (for deployment files and their tests).
+    #[command(hide = true)]
+    Env,
 }
 
 /// `forten up`.
@@ -250,6 +254,7 @@ mod tests {
                 "ops",
             ],
             &["forten", "up"],
+            &["forten", "env"],
             &[
                 "forten",
                 "up",

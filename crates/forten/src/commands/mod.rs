@@ -2,6 +2,7 @@
 
 mod bench_events;
 mod dlq;
+mod env;
 mod events;
 mod registry;
 mod token;
@@ -69,6 +70,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
+        Command::Env => env::run(),
     }
 }
 

@@ -35,6 +35,10 @@ pub(crate) enum Command {
     /// analytics-service maintenance.
     #[command(subcommand)]
     Analytics(AnalyticsCommand),
+    /// The deployment contract as JSON: environment variables, services and their ports,
+    /// probe paths (for deployment files and their tests).
+    #[command(hide = true)]
+    Env,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,6 +299,7 @@ mod tests {
                 "ops",
             ],
             &["forten", "up"],
+            &["forten", "env"],
             &[
                 "forten",
                 "up",

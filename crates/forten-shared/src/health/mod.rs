@@ -33,5 +33,5 @@ pub use self::{
     },
     monitor::HealthMonitor,
     report::{CheckReport, CheckStatus, HealthReport, HealthStatus},
-    routes::routes,
+    routes::{HEALTH_PATH, LIVE_PATH, READY_PATH, routes},
 };

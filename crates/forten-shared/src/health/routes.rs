@@ -5,6 +5,14 @@ use serde_json::json;
 
 use super::{HealthMonitor, HealthStatus};
 
+/// The full health report: 200 when healthy or degraded, 503 when unhealthy.
+pub const HEALTH_PATH: &str = "/health";
+/// Liveness: 200 while the process serves (a container orchestrator's liveness probe).
+pub const LIVE_PATH: &str = "/health/live";
+/// Readiness: 200 when every critical check passes and the service is not draining, else 503
+/// (a readiness probe; the registry's health check URL).
+pub const READY_PATH: &str = "/health/ready";
+
 /// The health routes of a service (the guide's `createHealthRoutes`):
 ///
 /// - `GET /health` → the [`HealthReport`](super::HealthReport), 200 when healthy or degraded,
@@ -32,9 +40,9 @@ where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
+        .route(HEALTH_PATH, get(health))
+        .route(LIVE_PATH, get(live))
+        .route(READY_PATH, get(ready))
         .with_state(monitor)
 }
 

@@ -4,6 +4,7 @@ mod analytics;
 mod bench_analytics;
 mod bench_events;
 mod dlq;
+mod env;
 mod events;
 mod registry;
 mod token;
@@ -75,6 +76,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Analytics(AnalyticsCommand::Rebuild(args)) => analytics::rebuild(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
+        Command::Env => env::run(),
     }
 }
 

@@ -129,7 +129,7 @@ impl Node {
         let registration =
             Registration::new(name, super::VERSION, addr.ip().to_string(), addr.port())
                 .advertise_url(url.clone())
-                .health_check_url(Some(format!("{url}/health/ready")))
+                .health_check_url(Some(format!("{url}{}", forten_shared::health::READY_PATH)))
                 .metadata("instanceId", obs.health().report().instance_id.into());
         let (done, registered) = watch::channel(false);
         let registration = tokio::spawn(register_until_done(discovery.clone(), registration, done));

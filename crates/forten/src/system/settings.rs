@@ -12,6 +12,8 @@ use crate::services::access::DefaultPolicy;
 
 /// The environment variables the services read (SPEC §3), for the deployment files' tests.
 pub(crate) mod env {
+    use forten_shared::telemetry::env as telemetry;
+
     /// The broker; without it `forten up` uses the in-process bus.
     pub(crate) const RABBITMQ_URL: &str = "RABBITMQ_URL";
     /// The registry (the api-gateway).
@@ -60,11 +62,12 @@ pub(crate) mod env {
         FORTEN_ADMIN_EMAIL,
         FORTEN_ADMIN_PASSWORD,
         ACCESS_DEFAULT_POLICY,
-        "RUST_LOG",
-        "LOG_FORMAT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "SERVICE_POLICY",
-        "SERVICE_POLICY_FILE",
+        telemetry::RUST_LOG,
+        telemetry::LOG_FORMAT,
+        telemetry::OTEL_EXPORTER_OTLP_ENDPOINT,
+        telemetry::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        forten_shared::auth::SERVICE_POLICY_ENV,
+        forten_shared::auth::SERVICE_POLICY_FILE_ENV,
     ];
 }
 

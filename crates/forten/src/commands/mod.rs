@@ -1,6 +1,6 @@
 //! The commands: each parses what it needs, calls the toolkit, and prints.
 
-mod bench_events;
+mod bench;
 mod dlq;
 mod events;
 mod registry;
@@ -51,7 +51,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Events(cmd) => events::run(cmd).await,
         Command::Dlq(cmd) => dlq::run(cmd).await,
-        Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
+        Command::Bench(BenchCommand::Events(args)) => bench::events(args).await,
+        Command::Bench(BenchCommand::Http(args)) => bench::http(args).await,
+        Command::Bench(BenchCommand::Auth(args)) => bench::auth(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
     }

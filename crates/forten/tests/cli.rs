@@ -313,7 +313,7 @@ fn bench_events_smoke() {
 
 /// The figures a `--json` bench printed, each checked for shape: (name, value, baseline).
 fn bench_figures(o: &Output) -> Vec<(String, f64, Option<f64>)> {
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", stderr(o));
     stdout(o)
         .lines()
         .map(|l| {
@@ -322,11 +322,9 @@ fn bench_figures(o: &Output) -> Vec<(String, f64, Option<f64>)> {
             let value = v["value"].as_f64().unwrap_or_else(|| panic!("value: {l}"));
             assert!(v["unit"].is_string(), "{l}");
             let baseline = v["baseline"].as_f64();
-            if let Some(b) = baseline {
-                if b > 0.0 {
-                    let ratio = v["ratio"].as_f64().unwrap_or_else(|| panic!("ratio: {l}"));
-                    assert!((ratio - value / b).abs() < 1e-9, "{l}");
-                }
+            if let Some(b) = baseline.filter(|b| *b > 0.0) {
+                let ratio = v["ratio"].as_f64().unwrap_or_else(|| panic!("ratio: {l}"));
+                assert!((ratio - value / b).abs() < 1e-9, "{l}");
             }
             (v["name"].as_str().unwrap().to_owned(), value, baseline)
         })
@@ -377,12 +375,24 @@ fn bench_auth_smoke() {
             "auth.sign_eddsa",
             "auth.verify_eddsa",
             "auth.verify_eddsa_cached",
-            "auth.layer_overhead_us"
+            "auth.layer_overhead_us",
+            "auth.event_sign",
+            "auth.event_verify"
         ]
     );
     for (name, value, baseline) in &figures[..6] {
         assert!(*value > 0.0, "{name}: {value}");
         assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
+    }
+    assert!(
+        figures[6].2.is_some_and(|b| b > 0.0),
+        "the bare router's cost"
+    );
+    for (name, value, baseline) in &figures[7..] {
+        assert!(
+            *value > 0.0 && baseline.is_none(),
+            "{name}: {value} {baseline:?}"
+        );
     }
 }
 

@@ -8,9 +8,11 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use axum::body::Body;
 use axum::routing::get;
 use forten_shared::auth::{
-    ISSUER, IssuerConfig, IssuerPolicy, ServiceClaims, TokenIssuer, TokenVerifier,
+    EventAuthenticator, ISSUER, IssuerConfig, IssuerPolicy, PublishPolicy, ServiceClaims,
+    TokenIssuer, TokenVerifier,
 };
-use forten_shared::{ServiceAuth, ServiceAuthConfig};
+use forten_shared::events::{DoorForced, Severity};
+use forten_shared::{Event, EventBuilder, ServiceAuth, ServiceAuthConfig};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
@@ -28,10 +30,7 @@ const SCOPE: &str = "internal:read";
 const TTL: u64 = 300;
 
 /// Calls `f(i)` for `i` in `0..n`; returns calls per second.
-fn per_second(
-    n: usize,
-    mut f: impl FnMut(usize) -> Result<(), CliError>,
-) -> Result<f64, CliError> {
+fn per_second(n: usize, mut f: impl FnMut(usize) -> Result<(), CliError>) -> Result<f64, CliError> {
     let t0 = Instant::now();
     for i in 0..n {
         f(i)?;
@@ -146,10 +145,16 @@ impl Mode {
         let tokens = self.tokens(n)?;
         let verifier = self.verifier();
         let verify = per_second(n, |i| {
-            verifier.verify(&tokens[i], TARGET).map(drop).map_err(failed)
+            verifier
+                .verify(&tokens[i], TARGET)
+                .map(drop)
+                .map_err(failed)
         })?;
         let verify_cached = per_second(n, |_| {
-            verifier.verify(&tokens[0], TARGET).map(drop).map_err(failed)
+            verifier
+                .verify(&tokens[0], TARGET)
+                .map(drop)
+                .map_err(failed)
         })?;
         Ok(Rates {
             sign,
@@ -202,8 +207,53 @@ impl Mode {
     }
 }
 
+/// Events signed (publisher token + per-event signature) and verified per second, shared-secret
+/// mode: (sign, verify).
+async fn event_rates(n: usize) -> Result<(f64, f64), CliError> {
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let policy = PublishPolicy::forten();
+    let publisher = ServiceAuth::new(ServiceAuthConfig::shared_secret(
+        "access-service",
+        secret.as_str(),
+    ))
+    .map_err(failed)?;
+    let signer = EventAuthenticator::new(&publisher, policy.clone()).map_err(failed)?;
+    let checker =
+        EventAuthenticator::verifier_only(TokenVerifier::shared_secret(secret.as_bytes()), policy);
+    let mut events: Vec<Event> = (0..n)
+        .map(|_| {
+            EventBuilder::new(
+                DoorForced {
+                    door_id: "bench-door".into(),
+                    building_id: "bench-building".into(),
+                    timestamp: chrono::Utc::now(),
+                    severity: Severity::High,
+                },
+                "access-service",
+            )
+            .build()
+        })
+        .collect();
+    let t0 = Instant::now();
+    for e in &mut events {
+        signer.sign(e).await.map_err(failed)?;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let sign = n as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    let verify = per_second(n, |i| checker.verify(&events[i]).map(drop).map_err(failed))?;
+    Ok((sign, verify))
+}
+
 /// `n` requests through `app` in-process; µs per request.
-async fn per_request(app: &axum::Router, header: Option<&http::HeaderValue>, n: usize) -> Result<f64, CliError> {
+async fn per_request(
+    app: &axum::Router,
+    header: Option<&http::HeaderValue>,
+    n: usize,
+) -> Result<f64, CliError> {
     let t0 = Instant::now();
     for _ in 0..n {
         let mut req = http::Request::get("/x");
@@ -235,7 +285,11 @@ pub(crate) async fn run(args: BenchAuthArgs) -> Result<(), CliError> {
 
     // the layer: the same router with and without it, a cached token (a caller reuses its
     // token for minutes, so the hot path is the verified-token cache)
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let server = ServiceAuth::new(ServiceAuthConfig::shared_secret(TARGET, secret.as_str()))
         .map_err(failed)?;
     let caller = ServiceAuth::new(ServiceAuthConfig::shared_secret(CALLER, secret).scopes([SCOPE]))
@@ -244,7 +298,8 @@ pub(crate) async fn run(args: BenchAuthArgs) -> Result<(), CliError> {
     let open = axum::Router::new().route("/x", get(|| async { "ok" }));
     let protected = open.clone().layer(server.layer([SCOPE]));
 
-    let progress = report.progress(repeat * 6);
+    let progress = report.progress(repeat * 7);
+    let mut event_runs = Vec::new();
     let (mut hs, mut ed, mut layer) = (
         Runs::<Rates>::default(),
         Runs::<Rates>::default(),
@@ -253,26 +308,49 @@ pub(crate) async fn run(args: BenchAuthArgs) -> Result<(), CliError> {
     for rep in 0..repeat {
         for side in Side::order(rep) {
             let run = format!("run {}/{repeat}", rep + 1);
-            let who = if side == Side::Forten { "forten" } else { "jsonwebtoken" };
+            let who = if side == Side::Forten {
+                "forten"
+            } else {
+                "jsonwebtoken"
+            };
             progress.set_message(format!("{run}: {who} HS256"));
-            hs.push(side, match side {
-                Side::Forten => shared.forten(n).await?,
-                Side::Baseline => shared.raw(n)?,
-            });
+            hs.push(
+                side,
+                match side {
+                    Side::Forten => shared.forten(n).await?,
+                    Side::Baseline => shared.raw(n)?,
+                },
+            );
             progress.inc(1);
             progress.set_message(format!("{run}: {who} EdDSA"));
-            ed.push(side, match side {
-                Side::Forten => issuer.forten(n).await?,
-                Side::Baseline => issuer.raw(n)?,
-            });
+            ed.push(
+                side,
+                match side {
+                    Side::Forten => issuer.forten(n).await?,
+                    Side::Baseline => issuer.raw(n)?,
+                },
+            );
             progress.inc(1);
-            progress.set_message(format!("{run}: router {}", if side == Side::Forten { "with the layer" } else { "without the layer" }));
-            layer.push(side, match side {
-                Side::Forten => per_request(&protected, Some(&header), n).await?,
-                Side::Baseline => per_request(&open, None, n).await?,
-            });
+            progress.set_message(format!(
+                "{run}: router {}",
+                if side == Side::Forten {
+                    "with the layer"
+                } else {
+                    "without the layer"
+                }
+            ));
+            layer.push(
+                side,
+                match side {
+                    Side::Forten => per_request(&protected, Some(&header), n).await?,
+                    Side::Baseline => per_request(&open, None, n).await?,
+                },
+            );
             progress.inc(1);
         }
+        progress.set_message(format!("run {}/{repeat}: forten events", rep + 1));
+        event_runs.push(event_rates(n).await?);
+        progress.inc(1);
     }
     progress.finish_and_clear();
     let (with, without) = (median(layer.forten.clone()), median(layer.baseline.clone()));
@@ -284,6 +362,16 @@ pub(crate) async fn run(args: BenchAuthArgs) -> Result<(), CliError> {
         ed.figure("auth.verify_eddsa", "tokens/s", |r| r.verify),
         ed.figure("auth.verify_eddsa_cached", "tokens/s", |r| r.verify_cached),
         Figure::compared("auth.layer_overhead_us", "us", with - without, without),
+        Figure::alone(
+            "auth.event_sign",
+            "events/s",
+            median(event_runs.iter().map(|r| r.0).collect()),
+        ),
+        Figure::alone(
+            "auth.event_verify",
+            "events/s",
+            median(event_runs.iter().map(|r| r.1).collect()),
+        ),
     ];
     report.print(
         &figures,

@@ -529,7 +529,11 @@ pub(crate) async fn run(args: BenchEventsArgs) -> Result<(), CliError> {
     for rep in 0..args.repeat {
         for side in Side::order(rep) {
             let run = format!("run {}/{}", rep + 1, args.repeat);
-            let name = if side == Side::Forten { "forten" } else { "raw" };
+            let name = if side == Side::Forten {
+                "forten"
+            } else {
+                "raw"
+            };
             progress.set_message(format!("{run}: {name} throughput"));
             let figures = match side {
                 Side::Baseline => raw_run(url, &bodies).await?,

@@ -53,7 +53,8 @@ async fn stack(server: &LoopbackServer) -> Result<Stack, CliError> {
         .start()
         .map_err(failed)?;
     let registry_server = LoopbackServer::start(registry.router()).await?;
-    let discovery = DiscoveryClient::new(DiscoveryConfig::new(&registry_server.url)).map_err(failed)?;
+    let discovery =
+        DiscoveryClient::new(DiscoveryConfig::new(&registry_server.url)).map_err(failed)?;
     discovery
         .register(Registration::new(TARGET, "1", "127.0.0.1", server.port).health_check_url(None))
         .await
@@ -63,8 +64,10 @@ async fn stack(server: &LoopbackServer) -> Result<Stack, CliError> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let auth = ServiceAuth::new(ServiceAuthConfig::shared_secret("forten-bench", secret).scopes(["internal:read"]))
-        .map_err(failed)?;
+    let auth = ServiceAuth::new(
+        ServiceAuthConfig::shared_secret("forten-bench", secret).scopes(["internal:read"]),
+    )
+    .map_err(failed)?;
     let client = ServiceClient::builder(TARGET, discovery.clone())
         .caller("forten-bench")
         .retry_policy(RetryPolicy::default())
@@ -147,14 +150,25 @@ pub(crate) async fn run(args: BenchHttpArgs) -> Result<(), CliError> {
     // warm both sides up: connections, the discovery cache, the token cache
     for side in Side::order(0) {
         progress.set_message(format!("warm-up: {}", name(side)));
-        run_side(side, &stack, &bare, &url, concurrency, budget.warm_up(concurrency)).await?;
+        run_side(
+            side,
+            &stack,
+            &bare,
+            &url,
+            concurrency,
+            budget.warm_up(concurrency),
+        )
+        .await?;
         progress.inc(1);
     }
     let mut runs = Runs::<LoadRun>::default();
     for rep in 0..repeat {
         for side in Side::order(rep) {
             progress.set_message(format!("run {}/{repeat}: {}", rep + 1, name(side)));
-            runs.push(side, run_side(side, &stack, &bare, &url, concurrency, budget).await?);
+            runs.push(
+                side,
+                run_side(side, &stack, &bare, &url, concurrency, budget).await?,
+            );
             progress.inc(1);
         }
     }

@@ -154,10 +154,7 @@ where
             }
         }
     }
-    let (wall, cpu) = (
-        t0.elapsed().as_secs_f64(),
-        (cpu_time() - c0).as_secs_f64(),
-    );
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), (cpu_time() - c0).as_secs_f64());
     if let Some(e) = first_error {
         return Err(e);
     }

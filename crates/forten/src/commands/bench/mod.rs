@@ -33,12 +33,27 @@ pub(super) struct Figure {
 
 impl Figure {
     /// A figure compared with a baseline.
-    pub(super) fn compared(name: &'static str, unit: &'static str, value: f64, baseline: f64) -> Self {
+    pub(super) fn compared(
+        name: &'static str,
+        unit: &'static str,
+        value: f64,
+        baseline: f64,
+    ) -> Self {
         Self {
             name,
             unit,
             value,
             baseline: Some(baseline),
+        }
+    }
+
+    /// A figure without a baseline (`baseline` and `ratio` print as `null`).
+    pub(super) fn alone(name: &'static str, unit: &'static str, value: f64) -> Self {
+        Self {
+            name,
+            unit,
+            value,
+            baseline: None,
         }
     }
 
@@ -82,8 +97,12 @@ impl Report<'_> {
             "figure", "forten", self.baseline, "ratio"
         );
         for f in figures {
-            let baseline = f.baseline.map_or_else(|| "-".to_owned(), |b| format!("{b:.1}"));
-            let ratio = f.ratio().map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
+            let baseline = f
+                .baseline
+                .map_or_else(|| "-".to_owned(), |b| format!("{b:.1}"));
+            let ratio = f
+                .ratio()
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
             let (name, value, unit) = (f.name, f.value, f.unit);
             println!("{name:<30} {value:>12.1} {baseline:>12} {ratio:>7}  {unit}");
         }
@@ -247,12 +266,7 @@ mod tests {
 
     #[test]
     fn json_has_null_baseline_and_ratio_when_there_is_none() {
-        let f = Figure {
-            name: "auth.x",
-            unit: "tokens/s",
-            value: 2.0,
-            baseline: None,
-        };
+        let f = Figure::alone("auth.x", "tokens/s", 2.0);
         let j = f.to_json();
         assert!(j["baseline"].is_null() && j["ratio"].is_null());
         let j = Figure::compared("http.throughput", "req/s", 3.0, 4.0).to_json();

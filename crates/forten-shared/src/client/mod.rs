@@ -41,5 +41,8 @@ pub use self::{
         ServerErrorsFail, is_circuit_open,
     },
     retry::{RetryPolicy, is_idempotent, retry_after},
-    service::{RequestBuilder, Response, ServiceClient, ServiceClientBuilder},
+    service::{
+        BodyStream, RequestBuilder, Response, ServiceClient, ServiceClientBuilder,
+        StreamingResponse,
+    },
 };

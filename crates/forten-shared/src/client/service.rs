@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::broadcast;
@@ -460,16 +461,16 @@ impl ServiceClient {
         }
     }
 
-    async fn execute(&self, req: RequestBuilder<'_>) -> Result<Response, ClientError> {
+    async fn execute<T: Answer>(&self, req: RequestBuilder<'_>) -> Result<T, ClientError> {
         let started = Instant::now();
-        let result = self.execute_inner(req).await;
+        let result = self.execute_inner::<T>(req).await;
         if !matches!(result, Err(ClientError::CircuitOpen)) {
             self.inner.latency.record(started.elapsed().as_secs_f64());
         }
         result
     }
 
-    async fn execute_inner(&self, req: RequestBuilder<'_>) -> Result<Response, ClientError> {
+    async fn execute_inner<T: Answer>(&self, req: RequestBuilder<'_>) -> Result<T, ClientError> {
         if let Some(e) = req.error {
             return Err(e);
         }
@@ -495,17 +496,19 @@ impl ServiceClient {
             };
             let excluded: Vec<&str> = tried.iter().map(String::as_str).collect();
             let endpoint = inner.discovery.pick(&inner.target, &excluded).await?;
-            let attempt = self.attempt(&req, endpoint.url(), timeout).await;
+            let attempt = self.attempt::<T>(&req, endpoint.url(), timeout).await;
             if let Err(ClientError::Auth(_)) = &attempt {
                 // Nothing was sent: says nothing about the target (the permit is released).
                 return attempt;
             }
             let (healthy, retryable, outcome) = match &attempt {
-                Ok(res) if res.status.is_server_error() => {
-                    (false, req.idempotent && retryable_status(res.status), 2)
+                Ok(res) if res.status().is_server_error() => {
+                    (false, req.idempotent && retryable_status(res.status()), 2)
                 }
-                Ok(res) if res.status == StatusCode::TOO_MANY_REQUESTS => (true, req.idempotent, 1),
-                Ok(res) if res.status.is_client_error() => (true, false, 1),
+                Ok(res) if res.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    (true, req.idempotent, 1)
+                }
+                Ok(res) if res.status().is_client_error() => (true, false, 1),
                 Ok(_) => (true, false, 0),
                 Err(ClientError::Connect { .. }) => (false, true, 4),
                 Err(ClientError::Timeout { .. }) => (false, req.idempotent, 3),
@@ -522,7 +525,7 @@ impl ServiceClient {
             drop(endpoint);
             let mut delay = inner.retry.backoff(retry);
             if let Ok(res) = &attempt
-                && let Some(after) = retry_after(&res.headers)
+                && let Some(after) = retry_after(res.headers())
             {
                 if after > inner.retry.max_retry_after {
                     return attempt;
@@ -544,13 +547,14 @@ impl ServiceClient {
         }
     }
 
-    /// One attempt against one instance.
-    async fn attempt(
+    /// One attempt against one instance: the timeout covers what `T` reads (the whole body
+    /// for [`Response`], the head for [`StreamingResponse`]).
+    async fn attempt<T: Answer>(
         &self,
         req: &RequestBuilder<'_>,
         base: &str,
         timeout: Duration,
-    ) -> Result<Response, ClientError> {
+    ) -> Result<T, ClientError> {
         let inner = &*self.inner;
         let url = format!("{base}{}", req.path);
         let target_url = if req.query.is_empty() {
@@ -580,17 +584,8 @@ impl ServiceClient {
             builder = builder.body(body.clone());
         }
         let call = async {
-            let mut res = crate::telemetry::send_traced(builder).await?;
-            let status = res.status();
-            let headers = std::mem::take(res.headers_mut());
-            let body = res.bytes().await?;
-            Ok::<_, reqwest::Error>(Response {
-                status,
-                headers,
-                body,
-                target: inner.target.clone(),
-                instance: base.to_owned(),
-            })
+            let res = crate::telemetry::send_traced(builder).await?;
+            T::read(res, &inner.target, base).await
         };
         match tokio::time::timeout(timeout, call).await {
             Err(_) => Err(ClientError::Timeout {
@@ -739,7 +734,200 @@ impl RequestBuilder<'_> {
     /// ```
     pub async fn send(self) -> Result<Response, ClientError> {
         let client = self.client;
-        client.execute(self).await
+        client.execute::<Response>(self).await
+    }
+
+    /// Sends it like [`send`](Self::send), but returns as soon as the response head is in:
+    /// the body is streamed, never buffered (what a proxy needs). Discovery, balancing, the
+    /// breaker and retries work as for `send` up to the head: the breaker and retry decisions
+    /// are made on the status (and `Retry-After`), and the timeout covers the head only.
+    /// Once the head is returned nothing is retried; an error while reading the body is
+    /// reported by the stream.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt as _;
+    /// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+    /// let res = client.get("/api/analytics/reports").send_streaming().await?;
+    /// println!("{} from {}", res.status(), res.instance_url());
+    /// let mut body = res.into_body();
+    /// while let Some(chunk) = body.next().await {
+    ///     println!("{} bytes", chunk?.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_streaming(self) -> Result<StreamingResponse, ClientError> {
+        let client = self.client;
+        client.execute::<StreamingResponse>(self).await
+    }
+}
+
+/// What an attempt makes of the answer: the buffered [`Response`] reads the whole body, the
+/// [`StreamingResponse`] the head only. The retry loop looks at the status and headers.
+trait Answer: Sized + Send {
+    /// Reads what this kind of response needs from `res` (within the attempt's timeout).
+    fn read(
+        res: reqwest::Response,
+        target: &str,
+        instance: &str,
+    ) -> impl Future<Output = Result<Self, reqwest::Error>> + Send;
+    /// The status.
+    fn status(&self) -> StatusCode;
+    /// The headers.
+    fn headers(&self) -> &HeaderMap;
+}
+
+impl Answer for Response {
+    async fn read(
+        mut res: reqwest::Response,
+        target: &str,
+        instance: &str,
+    ) -> Result<Self, reqwest::Error> {
+        let status = res.status();
+        let headers = std::mem::take(res.headers_mut());
+        let body = res.bytes().await?;
+        Ok(Self {
+            status,
+            headers,
+            body,
+            target: target.to_owned(),
+            instance: instance.to_owned(),
+        })
+    }
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+impl Answer for StreamingResponse {
+    async fn read(
+        mut res: reqwest::Response,
+        target: &str,
+        instance: &str,
+    ) -> Result<Self, reqwest::Error> {
+        let status = res.status();
+        let headers = std::mem::take(res.headers_mut());
+        Ok(Self {
+            status,
+            headers,
+            body: res,
+            target: target.to_owned(),
+            instance: instance.to_owned(),
+        })
+    }
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+/// A response whose body is still on the wire ([`RequestBuilder::send_streaming`]): read it
+/// chunk by chunk with [`chunk`](Self::chunk), or as a [`Stream`] with
+/// [`into_body`](Self::into_body). Dropping it closes the connection if the body was not read
+/// to its end.
+///
+/// ```no_run
+/// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), forten_shared::client::ClientError> {
+/// let mut res = client.get("/api/cameras").send_streaming().await?;
+/// assert!(res.status().is_success());
+/// let mut size = 0;
+/// while let Some(chunk) = res.chunk().await? {
+///     size += chunk.len();
+/// }
+/// # let _ = size; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct StreamingResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// The response, its headers taken: only its body is left to read.
+    body: reqwest::Response,
+    target: String,
+    instance: String,
+}
+
+impl StreamingResponse {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// The target service.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+    /// The base URL of the instance that answered.
+    pub fn instance_url(&self) -> &str {
+        &self.instance
+    }
+    /// The next chunk of the body as it arrives; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        self.body
+            .chunk()
+            .await
+            .map_err(|e| body_error(&self.body, &e))
+    }
+    /// The status, the headers and the body as a stream.
+    pub fn into_parts(self) -> (StatusCode, HeaderMap, BodyStream) {
+        let (status, headers) = (self.status, self.headers.clone());
+        (status, headers, self.into_body())
+    }
+    /// The body as a stream of chunks.
+    pub fn into_body(self) -> BodyStream {
+        let stream = futures_util::stream::try_unfold(self.body, |mut res| async move {
+            match res.chunk().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, res))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(body_error(&res, &e)),
+            }
+        });
+        BodyStream {
+            inner: Box::pin(stream),
+        }
+    }
+}
+
+fn body_error(res: &reqwest::Response, e: &reqwest::Error) -> ClientError {
+    ClientError::Request {
+        url: res.url().to_string(),
+        message: error_chain(e),
+    }
+}
+
+/// The body of a [`StreamingResponse`]: a [`Stream`] of chunks, as they arrive.
+///
+/// ```no_run
+/// # async fn demo(client: forten_shared::ServiceClient) -> Result<(), Box<dyn std::error::Error>> {
+/// let body = client.get("/api/alerts").send_streaming().await?.into_body();
+/// // e.g. relayed by an axum handler without buffering:
+/// let relayed = axum::body::Body::from_stream(body);
+/// # drop(relayed); Ok(()) }
+/// ```
+pub struct BodyStream {
+    inner: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream").finish_non_exhaustive()
+    }
+}
+
+impl Stream for BodyStream {
+    type Item = Result<Bytes, ClientError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
     }
 }
 

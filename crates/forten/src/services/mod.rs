@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`access`] | access-service: buildings, doors, access profiles, access attempts |
 //! | [`monitoring`] | monitoring-service: cameras and their watchdog, alerts |
+//! | [`gateway`] | api-gateway's routing layer: `/api/**` proxy, dashboard |
 //! | [`api`] | what their HTTP APIs share: problem+json errors, extractors, validation |
 
 //! # Mounting a service (what `forten up` / `forten run` do)
@@ -38,6 +39,7 @@
 pub(crate) mod access;
 pub(crate) mod api;
 pub(crate) mod auth;
+pub(crate) mod gateway;
 pub(crate) mod monitoring;
 pub(crate) mod periodic;
 

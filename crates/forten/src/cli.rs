@@ -166,6 +166,8 @@ pub(crate) enum BenchCommand {
     Http(BenchHttpArgs),
     /// Service tokens signed and verified per second in both modes, and the auth layer's cost.
     Auth(BenchAuthArgs),
+    /// `GET /api/buildings` through the api-gateway against straight to the access-service.
+    Gateway(BenchGatewayArgs),
 }
 
 /// Repetitions and output, common to the benchmarks.
@@ -201,6 +203,17 @@ pub(crate) struct BenchHttpArgs {
     /// Size of the JSON response body in bytes.
     #[arg(long, default_value_t = 64)]
     pub(crate) payload: usize,
+    #[command(flatten)]
+    pub(crate) output: BenchOutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchGatewayArgs {
+    #[command(flatten)]
+    pub(crate) load: BenchLoadArgs,
+    /// Buildings stored in the access-service (the size of the listed answer).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) buildings: usize,
     #[command(flatten)]
     pub(crate) output: BenchOutputArgs,
 }

@@ -76,6 +76,7 @@ fn bad_arguments_give_one_line_and_exit_64() {
         &["bench", "http", "--concurrency", "0"],
         &["bench", "http", "--count", "0"],
         &["bench", "auth", "--repeat", "0"],
+        &["bench", "gateway", "--duration", "soon"],
     ] {
         let o = forten(args);
         assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
@@ -393,6 +394,38 @@ fn bench_auth_smoke() {
             *value > 0.0 && baseline.is_none(),
             "{name}: {value} {baseline:?}"
         );
+    }
+}
+
+#[test]
+fn bench_gateway_smoke() {
+    let o = forten(&[
+        "bench",
+        "gateway",
+        "--count",
+        "100",
+        "--concurrency",
+        "4",
+        "--buildings",
+        "3",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    let figures = bench_figures(&o);
+    let names: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "gateway.throughput",
+            "gateway.p50_ms",
+            "gateway.p99_ms",
+            "gateway.cpu_per_req_us"
+        ]
+    );
+    for (name, value, baseline) in &figures {
+        assert!(*value > 0.0, "{name}: {value}");
+        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
     }
 }
 

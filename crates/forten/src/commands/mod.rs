@@ -54,6 +54,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(BenchCommand::Events(args)) => bench::events(args).await,
         Command::Bench(BenchCommand::Http(args)) => bench::http(args).await,
         Command::Bench(BenchCommand::Auth(args)) => bench::auth(args).await,
+        Command::Bench(BenchCommand::Gateway(args)) => bench::gateway(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
     }

@@ -3,12 +3,12 @@
 //! request sent straight to the access-service. The access-service is the real one, over
 //! SQLite in a temporary directory, registered in an in-process registry on loopback.
 
+use forten_shared::EventBus;
 use forten_shared::auth::{UserAuth, UserIdentity};
 use forten_shared::discovery::{
     DiscoveryClient, DiscoveryConfig, Registration, Registry, RegistryConfig,
 };
 use forten_shared::events::Role;
-use forten_shared::EventBus;
 
 use super::load::{Budget, LoadRun, LoopbackServer, closed_loop};
 use super::{CliError, Report, Runs, Side, at_least_one, failed};
@@ -44,10 +44,9 @@ struct Setup {
 }
 
 async fn setup(buildings: usize) -> Result<Setup, CliError> {
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "forten-bench-{}",
-        uuid::Uuid::new_v4().simple()
-    )));
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("forten-bench-{}", uuid::Uuid::new_v4().simple())),
+    );
     let db = access::open_database(&DatabaseConfig {
         data_dir: dir.0.clone(),
         ..DatabaseConfig::default()
@@ -60,7 +59,10 @@ async fn setup(buildings: usize) -> Result<Setup, CliError> {
         access::AccessConfig::default(),
     );
     let backend = LoopbackServer::start(access::router(state)).await?;
-    let seed = reqwest::Client::builder().no_proxy().build().map_err(failed)?;
+    let seed = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(failed)?;
     for i in 0..buildings {
         let res = seed
             .post(format!("{}{ROUTE}", backend.url))
@@ -181,14 +183,24 @@ pub(crate) async fn run(args: BenchGatewayArgs) -> Result<(), CliError> {
     let result = async {
         for side in Side::order(0) {
             progress.set_message(format!("warm-up: {}", name(side)));
-            run_side(side, &setup, &client, concurrency, budget.warm_up(concurrency)).await?;
+            run_side(
+                side,
+                &setup,
+                &client,
+                concurrency,
+                budget.warm_up(concurrency),
+            )
+            .await?;
             progress.inc(1);
         }
         let mut runs = Runs::<LoadRun>::default();
         for rep in 0..repeat {
             for side in Side::order(rep) {
                 progress.set_message(format!("run {}/{repeat}: {}", rep + 1, name(side)));
-                runs.push(side, run_side(side, &setup, &client, concurrency, budget).await?);
+                runs.push(
+                    side,
+                    run_side(side, &setup, &client, concurrency, budget).await?,
+                );
                 progress.inc(1);
             }
         }

@@ -7,6 +7,7 @@
 
 mod auth;
 mod events;
+mod gateway;
 mod http;
 mod load;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub(crate) use self::auth::run as auth;
 pub(crate) use self::events::run as events;
+pub(crate) use self::gateway::run as gateway;
 pub(crate) use self::http::run as http;
 
 use super::CliError;

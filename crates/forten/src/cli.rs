@@ -227,8 +227,72 @@ pub(crate) struct DlqArgs {
 pub(crate) enum BenchCommand {
     /// Publish with confirms and consume with acks: the event bus against raw lapin.
     Events(BenchEventsArgs),
+    /// `ServiceClient` (discovery, balancing, breaker, retry, service token, tracing) against a
+    /// bare reqwest client on the same loopback server.
+    Http(BenchHttpArgs),
+    /// Service tokens signed and verified per second in both modes, and the auth layer's cost.
+    Auth(BenchAuthArgs),
+    /// `GET /api/buildings` through the api-gateway against straight to the access-service.
+    Gateway(BenchGatewayArgs),
     /// analytics-service: ingest from RabbitMQ (dedup + storage), query latency over stored events.
     Analytics(BenchAnalyticsArgs),
+}
+
+/// Repetitions and output, common to the benchmarks.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchOutputArgs {
+    /// Repetitions of each side (alternating); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repeat: usize,
+    /// One JSON object per figure instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A closed-loop HTTP load: concurrent callers, each sending its next request when the last
+/// one is answered.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchLoadArgs {
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) concurrency: usize,
+    /// Requests per run; when given, runs end after this many instead of after `--duration`.
+    #[arg(long)]
+    pub(crate) count: Option<usize>,
+    /// How long each run lasts (e.g. `3s`), unless `--count` is given.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchHttpArgs {
+    #[command(flatten)]
+    pub(crate) load: BenchLoadArgs,
+    /// Size of the JSON response body in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) payload: usize,
+    #[command(flatten)]
+    pub(crate) output: BenchOutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchGatewayArgs {
+    #[command(flatten)]
+    pub(crate) load: BenchLoadArgs,
+    /// Buildings stored in the access-service (the size of the listed answer).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) buildings: usize,
+    #[command(flatten)]
+    pub(crate) output: BenchOutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchAuthArgs {
+    /// Tokens signed and verified per run (and requests through the router).
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) count: usize,
+    #[command(flatten)]
+    pub(crate) output: BenchOutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +379,30 @@ mod tests {
             &["forten", "dlq", "replay", "q", "--rabbitmq-url", "amqp://h"],
             &["forten", "dlq", "purge", "q"],
             &["forten", "bench", "events", "--count", "10", "--json"],
+            &[
+                "forten",
+                "bench",
+                "http",
+                "--concurrency",
+                "4",
+                "--count",
+                "100",
+                "--json",
+            ],
+            &[
+                "forten",
+                "bench",
+                "http",
+                "--duration",
+                "1s",
+                "--payload",
+                "512",
+                "--repeat",
+                "1",
+            ],
+            &[
+                "forten", "bench", "auth", "--count", "10", "--repeat", "1", "--json",
+            ],
             &[
                 "forten",
                 "bench",

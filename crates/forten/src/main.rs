@@ -13,10 +13,13 @@ mod system;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     // process-wide crypto provider for JWTs, before anything signs or verifies
     forten_shared::auth::install_crypto_provider();
     let _telemetry = match init_logging(&cli.command) {
@@ -41,6 +44,28 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Help and version are printed as asked (exit 0); a command line that does not parse gives
+/// clap's one-line reason alone (`error: unexpected argument '--x' found`) and exit 64.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(64)
+        }
+        _ => {
+            let rendered = e.to_string();
+            let line = rendered.lines().next().unwrap_or("error: bad arguments");
+            eprintln!("{line}");
+            ExitCode::from(64)
         }
     }
 }

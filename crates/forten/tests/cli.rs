@@ -66,7 +66,24 @@ fn bad_arguments_give_one_line_and_exit_64() {
     );
 
     let o = forten(&["dlq", "frobnicate", "q"]);
-    assert_eq!(o.status.code(), Some(2), "clap usage error");
+    assert_eq!(o.status.code(), Some(64), "clap usage error");
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    for args in [
+        &["bench", "http", "--concurrency", "lots"][..],
+        &["bench", "http", "--frobnicate"],
+        &["bench", "auth", "--count", "-3"],
+        &["bench", "http", "--concurrency", "0"],
+        &["bench", "http", "--count", "0"],
+        &["bench", "auth", "--repeat", "0"],
+        &["bench", "gateway", "--duration", "soon"],
+    ] {
+        let o = forten(args);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -293,6 +310,123 @@ fn bench_events_smoke() {
             "events.e2e_p999_ms"
         ]
     );
+}
+
+/// The figures a `--json` bench printed, each checked for shape: (name, value, baseline).
+fn bench_figures(o: &Output) -> Vec<(String, f64, Option<f64>)> {
+    assert!(o.status.success(), "{}", stderr(o));
+    stdout(o)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            let value = v["value"].as_f64().unwrap_or_else(|| panic!("value: {l}"));
+            assert!(v["unit"].is_string(), "{l}");
+            let baseline = v["baseline"].as_f64();
+            if let Some(b) = baseline.filter(|b| *b > 0.0) {
+                let ratio = v["ratio"].as_f64().unwrap_or_else(|| panic!("ratio: {l}"));
+                assert!((ratio - value / b).abs() < 1e-9, "{l}");
+            }
+            (v["name"].as_str().unwrap().to_owned(), value, baseline)
+        })
+        .collect()
+}
+
+#[test]
+fn bench_http_smoke() {
+    let o = forten(&[
+        "bench",
+        "http",
+        "--count",
+        "200",
+        "--concurrency",
+        "4",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    let figures = bench_figures(&o);
+    let names: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "http.throughput",
+            "http.p50_ms",
+            "http.p99_ms",
+            "http.cpu_per_req_us"
+        ]
+    );
+    for (name, value, baseline) in &figures {
+        assert!(*value > 0.0, "{name}: {value}");
+        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
+    }
+}
+
+#[test]
+fn bench_auth_smoke() {
+    let o = forten(&["bench", "auth", "--count", "50", "--repeat", "1", "--json"]);
+    let figures = bench_figures(&o);
+    let names: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "auth.sign",
+            "auth.verify",
+            "auth.verify_cached",
+            "auth.sign_eddsa",
+            "auth.verify_eddsa",
+            "auth.verify_eddsa_cached",
+            "auth.layer_overhead_us",
+            "auth.event_sign",
+            "auth.event_verify"
+        ]
+    );
+    for (name, value, baseline) in &figures[..6] {
+        assert!(*value > 0.0, "{name}: {value}");
+        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
+    }
+    assert!(
+        figures[6].2.is_some_and(|b| b > 0.0),
+        "the bare router's cost"
+    );
+    for (name, value, baseline) in &figures[7..] {
+        assert!(
+            *value > 0.0 && baseline.is_none(),
+            "{name}: {value} {baseline:?}"
+        );
+    }
+}
+
+#[test]
+fn bench_gateway_smoke() {
+    let o = forten(&[
+        "bench",
+        "gateway",
+        "--count",
+        "100",
+        "--concurrency",
+        "4",
+        "--buildings",
+        "3",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    let figures = bench_figures(&o);
+    let names: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "gateway.throughput",
+            "gateway.p50_ms",
+            "gateway.p99_ms",
+            "gateway.cpu_per_req_us"
+        ]
+    );
+    for (name, value, baseline) in &figures {
+        assert!(*value > 0.0, "{name}: {value}");
+        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
+    }
 }
 
 #[tokio::test]

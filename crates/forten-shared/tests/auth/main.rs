@@ -4,7 +4,6 @@ mod cache;
 mod events;
 mod issuer;
 mod layer;
-mod perf;
 mod rejections;
 mod shared_secret;
 mod support;

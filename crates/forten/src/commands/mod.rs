@@ -1,8 +1,8 @@
 //! The commands: each parses what it needs, calls the toolkit, and prints.
 
 mod analytics;
+mod bench;
 mod bench_analytics;
-mod bench_events;
 mod dlq;
 mod env;
 mod events;
@@ -71,7 +71,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Events(cmd) => events::run(cmd).await,
         Command::Dlq(cmd) => dlq::run(cmd).await,
-        Command::Bench(BenchCommand::Events(args)) => bench_events::run(args).await,
+        Command::Bench(BenchCommand::Events(args)) => bench::events(args).await,
+        Command::Bench(BenchCommand::Http(args)) => bench::http(args).await,
+        Command::Bench(BenchCommand::Auth(args)) => bench::auth(args).await,
+        Command::Bench(BenchCommand::Gateway(args)) => bench::gateway(args).await,
         Command::Bench(BenchCommand::Analytics(args)) => bench_analytics::run(args).await,
         Command::Analytics(AnalyticsCommand::Rebuild(args)) => analytics::rebuild(args).await,
         Command::Token(args) => token::run(args).await,

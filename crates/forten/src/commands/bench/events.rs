@@ -17,7 +17,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use tokio::time::Instant;
 
-use super::CliError;
+use super::{CliError, Report, Runs, Side, at_least_one, cpu_time, failed, percentile};
 use crate::cli::BenchEventsArgs;
 
 /// Publishes in flight at once, for both sides.
@@ -32,20 +32,6 @@ struct Figures {
     consume_rate: f64,
     publish_cpu_us: f64,
     consume_cpu_us: f64,
-}
-
-/// User + system CPU time of this process.
-fn cpu_time() -> Duration {
-    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) {
-        Ok(u) => {
-            let tv = |t: nix::sys::time::TimeVal| {
-                Duration::from_secs(u64::try_from(t.tv_sec()).unwrap_or(0))
-                    + Duration::from_micros(u64::try_from(t.tv_usec()).unwrap_or(0))
-            };
-            tv(u.user_time()) + tv(u.system_time())
-        }
-        Err(_) => Duration::ZERO,
-    }
 }
 
 /// Measures `f` over `n` messages: (messages per second, CPU µs per message).
@@ -77,10 +63,6 @@ fn events(n: usize, size: usize) -> Vec<Event> {
     let base = make(0).to_vec().map(|v| v.len()).unwrap_or(0);
     let pad = size.saturating_sub(base);
     (0..n).map(|_| make(pad)).collect()
-}
-
-fn failed(e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(e.to_string())
 }
 
 fn unique(side: &str) -> String {
@@ -262,20 +244,6 @@ async fn bus_run(
         publish_cpu_us,
         consume_cpu_us,
     })
-}
-
-/// Percentile `p` (0–100) of sorted `v`.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
 
 /// End-to-end latencies in ms: (p50, p99, p999).
@@ -512,20 +480,10 @@ async fn cleanup_bus_topology(url: &str, exchange: &str, queue: &str) -> Result<
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 pub(crate) async fn run(args: BenchEventsArgs) -> Result<(), CliError> {
-    if args.count == 0 || args.repeat == 0 {
-        return Err(CliError::Usage(
-            "--count and --repeat must be at least 1".into(),
-        ));
+    at_least_one(&[("--count", args.count), ("--repeat", args.repeat)])?;
+    if args.rate == 0 {
+        return Err(CliError::Usage("--rate must be at least 1".into()));
     }
     // fail fast, with one line, when the broker is not there
     let probe = tokio::time::timeout(
@@ -557,138 +515,70 @@ pub(crate) async fn run(args: BenchEventsArgs) -> Result<(), CliError> {
         .map(Event::to_vec)
         .collect::<Result<_, _>>()
         .map_err(failed)?;
-    let (mut raw, mut ours) = (Vec::new(), Vec::new());
-    let (mut raw_lat, mut ours_lat) = (Vec::new(), Vec::new());
+    let mut runs = Runs::<Figures>::default();
+    let mut lat = Runs::<(f64, f64, f64)>::default();
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let e2e_n = ((f64::from(args.rate) * args.duration.as_secs_f64()).round() as usize).max(1);
     let e2e_limit = args.duration + Duration::from_secs(60);
     let url = args.broker.url.as_str();
-    let progress = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(u64::try_from(args.repeat * 4).unwrap_or(u64::MAX))
+    let report = Report {
+        json: args.json,
+        baseline: "raw lapin",
     };
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let progress = report.progress(args.repeat * 4);
     for rep in 0..args.repeat {
-        // alternate which side goes first
-        let order = if rep % 2 == 0 {
-            ["raw", "forten"]
-        } else {
-            ["forten", "raw"]
-        };
-        for side in order {
+        for side in Side::order(rep) {
             let run = format!("run {}/{}", rep + 1, args.repeat);
-            progress.set_message(format!("{run}: {side} throughput"));
-            if side == "raw" {
-                raw.push(raw_run(url, &bodies).await?);
+            let name = if side == Side::Forten {
+                "forten"
             } else {
-                ours.push(bus_run(url, args.broker.connect_timeout, &events).await?);
-            }
+                "raw"
+            };
+            progress.set_message(format!("{run}: {name} throughput"));
+            let figures = match side {
+                Side::Baseline => raw_run(url, &bodies).await?,
+                Side::Forten => bus_run(url, args.broker.connect_timeout, &events).await?,
+            };
+            runs.push(side, figures);
             progress.inc(1);
-            progress.set_message(format!("{run}: {side} latency at {}/s", args.rate));
-            if side == "raw" {
-                raw_lat.push(summarize(
-                    raw_e2e(url, &bodies[0], e2e_n, args.rate, e2e_limit).await?,
-                ));
-            } else {
-                let lat = bus_e2e(
-                    url,
-                    args.broker.connect_timeout,
-                    &events[0],
-                    e2e_n,
-                    args.rate,
-                    e2e_limit,
-                )
-                .await?;
-                ours_lat.push(summarize(lat));
-            }
+            progress.set_message(format!("{run}: {name} latency at {}/s", args.rate));
+            let latencies = match side {
+                Side::Baseline => raw_e2e(url, &bodies[0], e2e_n, args.rate, e2e_limit).await?,
+                Side::Forten => {
+                    bus_e2e(
+                        url,
+                        args.broker.connect_timeout,
+                        &events[0],
+                        e2e_n,
+                        args.rate,
+                        e2e_limit,
+                    )
+                    .await?
+                }
+            };
+            lat.push(side, summarize(latencies));
             progress.inc(1);
         }
     }
     progress.finish_and_clear();
-    let lat = |runs: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
-        median(runs.iter().map(f).collect())
-    };
-    let pick = |runs: &[Figures], f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
-    let rows = [
-        (
-            "events.publish_confirmed",
-            "msgs/s",
-            pick(&ours, |f| f.publish_rate),
-            pick(&raw, |f| f.publish_rate),
-        ),
-        (
-            "events.consume_ack",
-            "msgs/s",
-            pick(&ours, |f| f.consume_rate),
-            pick(&raw, |f| f.consume_rate),
-        ),
-        (
-            "events.publish_cpu_per_msg",
-            "us",
-            pick(&ours, |f| f.publish_cpu_us),
-            pick(&raw, |f| f.publish_cpu_us),
-        ),
-        (
-            "events.consume_cpu_per_msg",
-            "us",
-            pick(&ours, |f| f.consume_cpu_us),
-            pick(&raw, |f| f.consume_cpu_us),
-        ),
-        (
-            "events.e2e_p50_ms",
-            "ms",
-            lat(&ours_lat, |l| l.0),
-            lat(&raw_lat, |l| l.0),
-        ),
-        (
-            "events.e2e_p99_ms",
-            "ms",
-            lat(&ours_lat, |l| l.1),
-            lat(&raw_lat, |l| l.1),
-        ),
-        (
-            "events.e2e_p999_ms",
-            "ms",
-            lat(&ours_lat, |l| l.2),
-            lat(&raw_lat, |l| l.2),
-        ),
+    let figures = [
+        runs.figure("events.publish_confirmed", "msgs/s", |f| f.publish_rate),
+        runs.figure("events.consume_ack", "msgs/s", |f| f.consume_rate),
+        runs.figure("events.publish_cpu_per_msg", "us", |f| f.publish_cpu_us),
+        runs.figure("events.consume_cpu_per_msg", "us", |f| f.consume_cpu_us),
+        lat.figure("events.e2e_p50_ms", "ms", |l| l.0),
+        lat.figure("events.e2e_p99_ms", "ms", |l| l.1),
+        lat.figure("events.e2e_p999_ms", "ms", |l| l.2),
     ];
-    if args.json {
-        for (name, unit, value, baseline) in rows {
-            let ratio = if baseline > 0.0 {
-                value / baseline
-            } else {
-                0.0
-            };
-            println!(
-                "{}",
-                serde_json::json!({ "name": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio })
-            );
-        }
-    } else {
-        println!(
-            "{:<30} {:>12} {:>12} {:>7}  unit",
-            "figure", "forten", "raw lapin", "ratio"
-        );
-        for (name, unit, value, baseline) in rows {
-            let ratio = if baseline > 0.0 {
-                value / baseline
-            } else {
-                0.0
-            };
-            println!("{name:<30} {value:>12.1} {baseline:>12.1} {ratio:>7.3}  {unit}");
-        }
-        println!(
-            "({} events of {} bytes, persistent, confirms on; median of {} runs each, alternating)",
+    report.print(
+        &figures,
+        &format!(
+            "{} events of {} bytes, persistent, confirms on; median of {} runs each, alternating",
             args.count,
             bodies[0].len(),
             args.repeat
-        );
-    }
+        ),
+    );
     Ok(())
 }
 

@@ -39,6 +39,56 @@ pub(crate) enum Command {
     /// probe paths (for deployment files and their tests).
     #[command(hide = true)]
     Env,
+    /// Drive realistic, seeded traffic through the gateway, then compare the simulator's
+    /// tally with the analytics-service's figures (exit 0 exactly when they agree).
+    Simulate(SimulateArgs),
+}
+
+/// `forten simulate`. Values are checked by the command (a bad one: one line, exit 64).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SimulateArgs {
+    /// The gateway to drive.
+    #[arg(long, env = "REGISTRY_URL", default_value = "http://127.0.0.1:3000")]
+    pub(crate) gateway: String,
+    /// The admin to log in as.
+    #[arg(long, env = "FORTEN_ADMIN_EMAIL", default_value = "admin@forten.local")]
+    pub(crate) admin_email: String,
+    /// The admin's password.
+    #[arg(long, env = "FORTEN_ADMIN_PASSWORD", hide_env_values = true)]
+    pub(crate) admin_password: Option<String>,
+    /// Actions per second (mean; arrivals are Poisson).
+    #[arg(long, default_value = "20")]
+    pub(crate) rate: String,
+    /// How long actions are started for (e.g. `20s`, `5m`).
+    #[arg(long, default_value = "60s")]
+    pub(crate) duration: String,
+    /// Buildings created (1 to 100).
+    #[arg(long, default_value = "3")]
+    pub(crate) buildings: String,
+    /// Doors per building (1 to 50).
+    #[arg(long, default_value = "3")]
+    pub(crate) doors: String,
+    /// Cameras per building (0 to 20).
+    #[arg(long, default_value = "2")]
+    pub(crate) cameras: String,
+    /// Badge holders created (0 to 200).
+    #[arg(long, default_value = "8")]
+    pub(crate) users: String,
+    /// Share of swipes meant to be denied, 0 to 1.
+    #[arg(long, default_value = "0.2")]
+    pub(crate) deny_share: String,
+    /// The cameras' heartbeat timeout (whole seconds): an outage lasts at least this long.
+    #[arg(long, default_value = "2s")]
+    pub(crate) heartbeat_timeout: String,
+    /// The seed of the plan (default: a random one, printed).
+    #[arg(long)]
+    pub(crate) seed: Option<String>,
+    /// How long to wait at the end for the figures to agree or stop changing.
+    #[arg(long, default_value = "60s")]
+    pub(crate) settle_timeout: String,
+    /// One JSON document on stdout instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -414,6 +464,18 @@ mod tests {
                 "--json",
             ],
             &["forten", "analytics", "rebuild", "--data-dir", "/tmp/x"],
+            &["forten", "simulate"],
+            &[
+                "forten",
+                "simulate",
+                "--seed",
+                "1",
+                "--duration",
+                "20s",
+                "--rate",
+                "5",
+                "--json",
+            ],
             &[
                 "forten",
                 "token",

@@ -7,6 +7,7 @@ mod dlq;
 mod env;
 mod events;
 mod registry;
+mod simulate;
 mod token;
 
 use forten_shared::EventBus;
@@ -80,6 +81,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,
         Command::Env => env::run(),
+        Command::Simulate(args) => simulate::run(args).await,
     }
 }
 

@@ -59,7 +59,7 @@ fn usage(flag: &str, message: impl std::fmt::Display) -> CliError {
     CliError::Usage(format!("--{flag}: {message}"))
 }
 
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     flag: &str,
     value: &str,
     min: T,
@@ -178,6 +178,10 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<(), CliError> {
     } else {
         ProgressBar::new(plan.actions.len() as u64)
     };
+    progress.set_style(
+        ProgressStyle::with_template("{elapsed_precise} {bar:30} {pos}/{len} actions  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let say = |msg: String| {
         if progress.is_hidden() {
             eprintln!("{msg}");
@@ -247,10 +251,6 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<(), CliError> {
         "simulate: running for {}",
         humantime::format_duration(cfg.duration)
     ));
-    progress.set_style(
-        ProgressStyle::with_template("{elapsed_precise} {bar:30} {pos}/{len} actions  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
     progress.reset_elapsed();
     drive(&engine, &plan, &progress).await;
     stop_beats.cancel();

@@ -168,7 +168,7 @@ async fn stopping_and_rolling_restarting_access_instances_under_load_drops_no_re
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let (status, body) = if (i + worker) % 2 == 0 {
+                let (status, body) = if (i + worker).is_multiple_of(2) {
                     admin
                         .call("GET", &format!("/api/buildings/{building}"), None)
                         .await

@@ -11,5 +11,6 @@
 mod cluster;
 mod flow;
 mod quickstart;
+mod simulate;
 mod support;
 mod up;

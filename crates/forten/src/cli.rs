@@ -57,31 +57,31 @@ pub(crate) struct SimulateArgs {
     #[arg(long, env = "FORTEN_ADMIN_PASSWORD", hide_env_values = true)]
     pub(crate) admin_password: Option<String>,
     /// Actions per second (mean; arrivals are Poisson).
-    #[arg(long, default_value = "20")]
+    #[arg(long, default_value = "20", allow_hyphen_values = true)]
     pub(crate) rate: String,
     /// How long actions are started for (e.g. `20s`, `5m`).
     #[arg(long, default_value = "60s")]
     pub(crate) duration: String,
     /// Buildings created (1 to 100).
-    #[arg(long, default_value = "3")]
+    #[arg(long, default_value = "3", allow_hyphen_values = true)]
     pub(crate) buildings: String,
     /// Doors per building (1 to 50).
-    #[arg(long, default_value = "3")]
+    #[arg(long, default_value = "3", allow_hyphen_values = true)]
     pub(crate) doors: String,
     /// Cameras per building (0 to 20).
-    #[arg(long, default_value = "2")]
+    #[arg(long, default_value = "2", allow_hyphen_values = true)]
     pub(crate) cameras: String,
     /// Badge holders created (0 to 200).
-    #[arg(long, default_value = "8")]
+    #[arg(long, default_value = "8", allow_hyphen_values = true)]
     pub(crate) users: String,
     /// Share of swipes meant to be denied, 0 to 1.
-    #[arg(long, default_value = "0.2")]
+    #[arg(long, default_value = "0.2", allow_hyphen_values = true)]
     pub(crate) deny_share: String,
     /// The cameras' heartbeat timeout (whole seconds): an outage lasts at least this long.
     #[arg(long, default_value = "2s")]
     pub(crate) heartbeat_timeout: String,
     /// The seed of the plan (default: a random one, printed).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) seed: Option<String>,
     /// How long to wait at the end for the figures to agree or stop changing.
     #[arg(long, default_value = "60s")]

@@ -578,3 +578,75 @@ fn print_result(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn settings(extra: &[&str]) -> Result<Settings, CliError> {
+        let mut args = vec!["forten", "simulate", "--admin-password", "pw"];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Simulate(a)) => Settings::from_args(&a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_the_plan_config() {
+        let s = settings(&[
+            "--seed",
+            "7",
+            "--duration",
+            "20s",
+            "--rate",
+            "5",
+            "--deny-share",
+            "0.5",
+            "--heartbeat-timeout",
+            "1500ms",
+            "--gateway",
+            "http://127.0.0.1:4000/",
+        ])
+        .unwrap();
+        assert_eq!(s.plan.seed, 7);
+        assert_eq!(s.plan.duration, Duration::from_secs(20));
+        assert_eq!(
+            s.plan.heartbeat_timeout,
+            Duration::from_secs(2),
+            "rounded up"
+        );
+        assert_eq!(s.gateway, "http://127.0.0.1:4000");
+        assert!((s.plan.rate - 5.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_flag() {
+        for (flag, value) in [
+            ("--rate", "0"),
+            ("--rate", "fast"),
+            ("--deny-share", "1.5"),
+            ("--duration", "soon"),
+            ("--buildings", "0"),
+            ("--doors", "-1"),
+            ("--seed", "-3"),
+            ("--heartbeat-timeout", "0s"),
+            ("--gateway", "127.0.0.1:3000"),
+        ] {
+            match settings(&[flag, value]) {
+                Err(CliError::Usage(m)) => assert!(m.starts_with(flag), "{m}"),
+                other => panic!("{flag} {value}: {other:?}"),
+            }
+        }
+        let no_password = Cli::try_parse_from(["forten", "simulate", "--admin-password", ""]);
+        match no_password.map(|c| c.command) {
+            Ok(Command::Simulate(a)) => {
+                assert!(matches!(Settings::from_args(&a), Err(CliError::Usage(_))));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

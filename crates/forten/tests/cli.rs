@@ -99,6 +99,7 @@ fn unreachable_broker_gives_one_line_and_exit_69() {
         vec!["events", "tail"],
         vec!["dlq", "list", "some.queue"],
         vec!["bench", "events", "--count", "10"],
+        vec!["bench", "analytics", "--count", "10", "--stored", "10"],
     ] {
         let mut all = args.clone();
         all.extend(["--rabbitmq-url", &url, "--connect-timeout", "1s"]);
@@ -271,6 +272,74 @@ async fn dlq_list_show_replay_and_purge() {
             lapin::options::ExchangeDeleteOptions::default(),
         )
         .await;
+}
+
+#[test]
+fn bench_analytics_smoke() {
+    let o = forten(&[
+        "bench",
+        "analytics",
+        "--count",
+        "300",
+        "--stored",
+        "1000",
+        "--queries",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["value"].as_f64().is_some_and(|x| x > 0.0), "{l}");
+            v["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "analytics.ingest",
+            "analytics.store_batched",
+            "analytics.metrics_p50_ms",
+            "analytics.metrics_p99_ms",
+            "analytics.timeseries_7d_ms",
+            "analytics.timeseries_7d_p99_ms",
+            "analytics.timeseries_7d_1m_door_ms",
+            "analytics.report_7d_by_door_ms",
+            "analytics.access_rates_7d_ms"
+        ]
+    );
+}
+
+#[test]
+fn analytics_rebuild_opens_the_services_database() {
+    let dir = std::env::temp_dir().join(format!(
+        "forten-cli-rebuild-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data_dir = dir.to_str().unwrap();
+    // no database there: one line, exit 64, nothing created
+    let o = forten(&["analytics", "rebuild", "--data-dir", data_dir]);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no analytics database at"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("analytics.db").exists());
+    // an (empty) analytics database: migrated and rebuilt
+    std::fs::write(dir.join("analytics.db"), b"").unwrap();
+    let o = forten(&["analytics", "rebuild", "--data-dir", data_dir]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("from 0 stored events"),
+        "{}",
+        stdout(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -129,6 +129,12 @@ impl Record {
             EventData::ServiceRegistered(p) => r.entity.clone_from(&p.service_name),
             EventData::ServiceDeregistered(p) => r.entity.clone_from(&p.service_name),
         }
+        // PostgreSQL text cannot hold NUL
+        for s in [&mut r.id, &mut r.building_id, &mut r.door_id, &mut r.entity] {
+            if s.contains('\0') {
+                *s = s.replace('\0', "\u{fffd}");
+            }
+        }
         r
     }
 }

@@ -45,6 +45,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             bucket BIGINT NOT NULL,
             n BIGINT NOT NULL,
             PRIMARY KEY (event_type, bucket))",
+        "CREATE INDEX IF NOT EXISTS analytics_seconds_bucket ON analytics_seconds (bucket)",
         "CREATE TABLE IF NOT EXISTS analytics_minutes (
             event_type TEXT NOT NULL,
             building_id TEXT NOT NULL,
@@ -541,7 +542,7 @@ pub(crate) async fn purge(pool: &AnyPool, now_ms: i64, cut: Cutoffs) -> Result<u
 }
 
 /// Events per type whose second lies in `[from_s, to_s)`: per-second counts for the partial
-/// minutes at the ends, minute counts between.
+/// minutes at the ends, minute counts between (read by primary key, one range per type).
 pub(crate) async fn window_counts(
     pool: &AnyPool,
     from_s: i64,
@@ -550,23 +551,28 @@ pub(crate) async fn window_counts(
     let m0 = from_s.div_euclid(60) + i64::from(from_s.rem_euclid(60) != 0);
     let m1 = to_s.div_euclid(60);
     let rows = if m0 < m1 {
-        sqlx::query(
+        let sql = format!(
             "SELECT event_type, CAST(SUM(n) AS BIGINT) AS n FROM ( \
                SELECT event_type, n FROM analytics_seconds \
                  WHERE (bucket >= $1 AND bucket < $2) OR (bucket >= $3 AND bucket < $4) \
                UNION ALL \
                SELECT event_type, n FROM analytics_minutes \
-                 WHERE building_id = '' AND door_id = '' AND bucket >= $5 AND bucket < $6 \
+                 WHERE event_type IN ({}) AND building_id = '' AND door_id = '' \
+                 AND bucket >= $5 AND bucket < $6 \
              ) w GROUP BY event_type",
-        )
-        .bind(from_s)
-        .bind(m0 * 60)
-        .bind(m1 * 60)
-        .bind(to_s)
-        .bind(m0)
-        .bind(m1)
-        .fetch_all(pool)
-        .await?
+            placeholders(7, EventType::ALL.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(from_s)
+            .bind(m0 * 60)
+            .bind(m1 * 60)
+            .bind(to_s)
+            .bind(m0)
+            .bind(m1);
+        for t in EventType::ALL {
+            q = q.bind(t.as_str());
+        }
+        q.fetch_all(pool).await?
     } else {
         sqlx::query(
             "SELECT event_type, CAST(SUM(n) AS BIGINT) AS n FROM analytics_seconds \
@@ -731,6 +737,9 @@ pub(crate) struct Total {
 }
 
 /// Counts over the minutes `[m0, m1)` at `level`, optionally of some types and one building.
+///
+/// Reads by the bucket indexes: the type filter is written `event_type || '' IN (…)` so that
+/// no planner prefers the primary key (every bucket of the type) for it.
 pub(crate) async fn totals(
     pool: &AnyPool,
     m0: i64,
@@ -748,7 +757,7 @@ pub(crate) async fn totals(
     if let Some(types) = types {
         let _ = write!(
             filters,
-            " AND event_type IN ({})",
+            " AND (event_type || '') IN ({})",
             placeholders(next, types.len())
         );
         next += types.len();

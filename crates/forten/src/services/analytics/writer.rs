@@ -54,7 +54,9 @@ pub(crate) async fn run(
     }
 }
 
-/// Writes `batch` and answers (and empties) it.
+/// Writes `batch` and answers (and empties) it. When the batch fails as a whole, each record
+/// is tried on its own, so that one record the database refuses fails alone instead of taking
+/// its batch-mates to the dead-letter queue with it.
 async fn commit(pool: &AnyPool, batch: &mut Vec<Job>) {
     let records: Vec<Record> = batch.iter().map(|j| j.record.clone()).collect();
     match store::write_batch(pool, &records, now_millis()).await {
@@ -63,8 +65,18 @@ async fn commit(pool: &AnyPool, batch: &mut Vec<Job>) {
                 let _ = job.reply.send(Ok(new));
             }
         }
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(error = %e, events = batch.len(), "analytics batch not stored; storing its events one by one");
+            for job in batch.drain(..) {
+                let one = store::write_batch(pool, std::slice::from_ref(&job.record), now_millis())
+                    .await
+                    .map(|new| new.first() == Some(&true))
+                    .map_err(|e| Arc::from(e.to_string()));
+                let _ = job.reply.send(one);
+            }
+        }
         Err(e) => {
-            tracing::warn!(error = %e, events = batch.len(), "analytics batch not stored; its events will be retried");
+            tracing::warn!(error = %e, "analytics event not stored; it will be retried");
             let msg: Arc<str> = e.to_string().into();
             for job in batch.drain(..) {
                 let _ = job.reply.send(Err(msg.clone()));

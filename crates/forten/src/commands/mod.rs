@@ -2,7 +2,6 @@
 
 mod analytics;
 mod bench;
-mod bench_analytics;
 mod dlq;
 mod env;
 mod events;
@@ -76,7 +75,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(BenchCommand::Http(args)) => bench::http(args).await,
         Command::Bench(BenchCommand::Auth(args)) => bench::auth(args).await,
         Command::Bench(BenchCommand::Gateway(args)) => bench::gateway(args).await,
-        Command::Bench(BenchCommand::Analytics(args)) => bench_analytics::run(args).await,
+        Command::Bench(BenchCommand::Analytics(args)) => bench::analytics(args).await,
         Command::Analytics(AnalyticsCommand::Rebuild(args)) => analytics::rebuild(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Registry(RegistryCommand::List(args)) => registry::list(args).await,

@@ -25,6 +25,8 @@ mod plan;
 mod tally;
 mod world;
 
+pub(crate) use self::plan::Rng;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -11,7 +11,7 @@ use forten_shared::discovery::{
 use forten_shared::events::Role;
 
 use super::load::{Budget, LoadRun, LoopbackServer, closed_loop};
-use super::{CliError, Report, Runs, Side, at_least_one, failed};
+use super::{CliError, Report, Side, at_least_one, failed, load};
 use crate::cli::BenchGatewayArgs;
 use crate::services::{access, gateway};
 use crate::storage::DatabaseConfig;
@@ -180,32 +180,14 @@ pub(crate) async fn run(args: BenchGatewayArgs) -> Result<(), CliError> {
         .build()
         .map_err(failed)?;
     let progress = report.progress(2 + repeat * 2);
-    let result = async {
-        for side in Side::order(0) {
-            progress.set_message(format!("warm-up: {}", name(side)));
-            run_side(
-                side,
-                &setup,
-                &client,
-                concurrency,
-                budget.warm_up(concurrency),
-            )
-            .await?;
-            progress.inc(1);
-        }
-        let mut runs = Runs::<LoadRun>::default();
-        for rep in 0..repeat {
-            for side in Side::order(rep) {
-                progress.set_message(format!("run {}/{repeat}: {}", rep + 1, name(side)));
-                runs.push(
-                    side,
-                    run_side(side, &setup, &client, concurrency, budget).await?,
-                );
-                progress.inc(1);
-            }
-        }
-        Ok::<_, CliError>(runs)
-    }
+    let result = load::alternate(
+        &progress,
+        repeat,
+        concurrency,
+        budget,
+        name,
+        |side, budget| run_side(side, &setup, &client, concurrency, budget),
+    )
     .await;
     progress.finish_and_clear();
     setup.discovery.shutdown().await;

@@ -12,7 +12,7 @@ use forten_shared::discovery::{
 use forten_shared::{ServiceAuth, ServiceAuthConfig};
 
 use super::load::{Budget, LoadRun, LoopbackServer, closed_loop};
-use super::{CliError, Report, Runs, Side, at_least_one, failed};
+use super::{CliError, Report, Side, at_least_one, failed, load};
 use crate::cli::BenchHttpArgs;
 
 /// The benchmarked service's name in the registry.
@@ -147,31 +147,15 @@ pub(crate) async fn run(args: BenchHttpArgs) -> Result<(), CliError> {
     let repeat = args.output.repeat;
     let concurrency = args.load.concurrency;
     let progress = report.progress(2 + repeat * 2);
-    // warm both sides up: connections, the discovery cache, the token cache
-    for side in Side::order(0) {
-        progress.set_message(format!("warm-up: {}", name(side)));
-        run_side(
-            side,
-            &stack,
-            &bare,
-            &url,
-            concurrency,
-            budget.warm_up(concurrency),
-        )
-        .await?;
-        progress.inc(1);
-    }
-    let mut runs = Runs::<LoadRun>::default();
-    for rep in 0..repeat {
-        for side in Side::order(rep) {
-            progress.set_message(format!("run {}/{repeat}: {}", rep + 1, name(side)));
-            runs.push(
-                side,
-                run_side(side, &stack, &bare, &url, concurrency, budget).await?,
-            );
-            progress.inc(1);
-        }
-    }
+    let runs = load::alternate(
+        &progress,
+        repeat,
+        concurrency,
+        budget,
+        name,
+        |side, budget| run_side(side, &stack, &bare, &url, concurrency, budget),
+    )
+    .await?;
     progress.finish_and_clear();
     stack.discovery.shutdown().await;
     let figures = [

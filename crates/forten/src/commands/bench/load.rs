@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{CliError, cpu_time, failed, percentile};
+use super::{CliError, Runs, Side, cpu_time, failed, percentile};
 
 /// An axum app served on an ephemeral loopback port until dropped.
 #[derive(Debug)]
@@ -167,6 +167,37 @@ where
         p99_ms: percentile(&all, 99.0),
         cpu_us: if n > 0.0 { cpu * 1e6 / n } else { 0.0 },
     })
+}
+
+/// Warms both sides up, then runs them alternately `repeat` times each under `budget`,
+/// advancing `progress` once per run. `run(side, budget)` is one closed-loop run of a side.
+pub(super) async fn alternate<F, Fut>(
+    progress: &indicatif::ProgressBar,
+    repeat: usize,
+    concurrency: usize,
+    budget: Budget,
+    name: fn(Side) -> &'static str,
+    mut run: F,
+) -> Result<Runs<LoadRun>, CliError>
+where
+    F: FnMut(Side, Budget) -> Fut,
+    Fut: Future<Output = Result<LoadRun, CliError>>,
+{
+    // warm both sides up: connections, discovery and token caches
+    for side in Side::order(0) {
+        progress.set_message(format!("warm-up: {}", name(side)));
+        run(side, budget.warm_up(concurrency)).await?;
+        progress.inc(1);
+    }
+    let mut runs = Runs::<LoadRun>::default();
+    for rep in 0..repeat {
+        for side in Side::order(rep) {
+            progress.set_message(format!("run {}/{repeat}: {}", rep + 1, name(side)));
+            runs.push(side, run(side, budget).await?);
+            progress.inc(1);
+        }
+    }
+    Ok(runs)
 }
 
 #[cfg(test)]

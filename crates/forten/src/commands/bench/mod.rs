@@ -5,6 +5,7 @@
 //! [`median`] and [`percentile`], process CPU time, the alternating order of the sides, the
 //! progress bar, and a closed-loop HTTP load generator ([`load`]).
 
+mod analytics;
 mod auth;
 mod events;
 mod gateway;
@@ -13,6 +14,7 @@ mod load;
 
 use std::time::Duration;
 
+pub(crate) use self::analytics::run as analytics;
 pub(crate) use self::auth::run as auth;
 pub(crate) use self::events::run as events;
 pub(crate) use self::gateway::run as gateway;

@@ -21,13 +21,15 @@ use forten_shared::{Event, EventBuilder, EventBus};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::CliError;
+use super::{failed, percentile};
 use crate::cli::BenchAnalyticsArgs;
+use crate::commands::CliError;
+use crate::commands::simulate::Rng;
 use crate::services::analytics::{self, AnalyticsConfig, AnalyticsRuntime, AnalyticsState};
 use crate::storage::{Database, DatabaseConfig};
 
-const BUILDINGS: u64 = 5;
-const DOORS_PER_BUILDING: u64 = 20;
+const BUILDINGS: usize = 5;
+const DOORS_PER_BUILDING: usize = 20;
 const WEEK_MS: i64 = 7 * 86_400_000;
 /// Ingested events happened within the last 10 minutes (live traffic); the store is filled
 /// with events of the last 7 days.
@@ -35,34 +37,13 @@ const LIVE_MS: i64 = 600_000;
 /// Events stored per transaction while filling the store.
 const FILL_BATCH: usize = 5_000;
 
-fn failed(e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(e.to_string())
-}
-
-/// xorshift64*: reproducible event mixes without a dependency.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// An access-control event at a random door, at a random time of the `spread_ms` before
 /// `now_ms`: 75 % granted, 20 % denied, 3 % held open, 2 % forced.
 fn event(rng: &mut Rng, now_ms: i64, spread_ms: i64) -> Event {
     let b = rng.below(BUILDINGS);
     let building = format!("building-{b}");
     let door = format!("door-{b}-{}", rng.below(DOORS_PER_BUILDING));
-    let ago = i64::try_from(rng.below(u64::try_from(spread_ms).unwrap_or(1))).unwrap_or(0);
+    let ago = i64::try_from(rng.below(usize::try_from(spread_ms).unwrap_or(1))).unwrap_or(0);
     let timestamp = chrono::DateTime::from_timestamp_millis(now_ms - ago).unwrap_or_default();
     let pick = rng.below(100);
     let source = "access-service";
@@ -271,20 +252,6 @@ async fn fill(
     Ok(n as f64 / started.elapsed().as_secs_f64().max(1e-9))
 }
 
-/// Percentile `p` (0–100) of sorted `v`.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 /// Calls `uri` on `router` `n` times: (p50, p99) in ms.
 async fn time_route(router: &axum::Router, uri: &str, n: usize) -> Result<(f64, f64), CliError> {
     let mut ms = Vec::with_capacity(n);
@@ -359,7 +326,7 @@ async fn measure(
     args: &BenchAnalyticsArgs,
     state: &AnalyticsState,
 ) -> Result<Vec<(&'static str, &'static str, f64)>, CliError> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let now = Utc::now().timestamp_millis();
     let events: Vec<Event> = (0..args.count)
         .map(|_| event(&mut rng, now, LIVE_MS))

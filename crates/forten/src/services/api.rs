@@ -418,6 +418,23 @@ where
     )
 }
 
+/// A service's public router from its documented routes: the routes, `/openapi.json`
+/// describing them, problem+json 404 / 405 for anything else, and the state.
+pub(crate) fn documented_router<S>(
+    routes: utoipa_axum::router::OpenApiRouter<S>,
+    state: S,
+) -> axum::Router
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let (router, api) = routes.split_for_parts();
+    router
+        .merge(openapi_route(api))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
 /// Answers problem+json 405 for a known route with a wrong method.
 pub(crate) async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed

@@ -24,9 +24,7 @@ use super::model::{
     ForcedDoors, Grain, Group, Metrics, Point, Report, TimeSeries, TypeCount, Window,
 };
 use super::store::{self, Level};
-use crate::services::api::{
-    AppError, PROBLEM_JSON, Problem, fallback, json, method_not_allowed, openapi_route,
-};
+use crate::services::api::{AppError, PROBLEM_JSON, Problem, documented_router, json};
 use crate::storage::{from_millis, now_millis};
 
 #[derive(OpenApi)]
@@ -57,12 +55,7 @@ pub(super) fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The public routes with `/openapi.json` and problem+json fallbacks.
 pub(super) fn public(state: AnalyticsState) -> Router {
-    let (router, api) = public_routes().split_for_parts();
-    router
-        .merge(openapi_route(api))
-        .fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    documented_router(public_routes(), state)
 }
 
 /// Errors of these handlers: a bad query parameter (400, naming it) or any [`AppError`].

@@ -16,8 +16,7 @@ use super::model::{
 use super::store::{self, CameraFields};
 use super::{MonitoringState, now};
 use crate::services::api::{
-    ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, AppError, Problem, fallback, json,
-    method_not_allowed, openapi_route,
+    ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, AppError, Problem, documented_router, json,
 };
 use crate::storage::now_millis;
 
@@ -49,12 +48,7 @@ pub(super) fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The public routes with `/openapi.json` and problem+json fallbacks.
 pub(super) fn public(state: MonitoringState) -> Router {
-    let (router, api) = public_routes().split_for_parts();
-    router
-        .merge(openapi_route(api))
-        .fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    documented_router(public_routes(), state)
 }
 
 async fn require_camera(state: &MonitoringState, id: &str) -> Result<Camera, AppError> {

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{Forten, unique};
+use crate::support::Forten;
 
 /// The first ```sh block after `<!-- quickstart:<name> -->` in the README.
 fn block(readme: &str, name: &str) -> String {
@@ -34,19 +34,7 @@ async fn the_readme_quick_start_works_as_written() {
             (k, v.to_owned())
         })
         .collect();
-    let data = std::env::temp_dir().join(unique("forten-quickstart"));
-    let mut up = Forten::start(
-        "forten up",
-        &[
-            "up",
-            "--port-base",
-            "0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &env,
-    );
-    let urls = up.banner().await;
+    let (mut up, _data, urls) = Forten::up("forten-quickstart", &env).await;
     let gateway = &urls["api-gateway"];
 
     let script = block(&readme, "try").replace("http://127.0.0.1:3000", gateway);
@@ -64,5 +52,4 @@ async fn the_readme_quick_start_works_as_written() {
     assert!(stdout.contains(r#""key":"access.granted""#), "{stdout}");
     assert!(stdout.contains(r#""key":"user.created""#), "{stdout}");
     assert_eq!(up.stop(), Some(0), "{}", up.output());
-    let _ = std::fs::remove_dir_all(&data);
 }

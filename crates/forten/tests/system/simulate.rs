@@ -8,9 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Api, Forten, JWT_SECRET, PgDatabase, Vhost, unique,
-};
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Api, Forten, JWT_SECRET, PgDatabase, Vhost};
 
 /// `forten simulate … --json` against `gateway`.
 fn simulate(gateway: &str) -> Forten {
@@ -93,23 +91,14 @@ fn summary(doc: &Value) -> String {
 
 #[tokio::test]
 async fn simulate_against_forten_up_agrees_with_the_analytics() {
-    let data = std::env::temp_dir().join(unique("forten-simulate"));
-    let mut up = Forten::start(
-        "forten up",
-        &[
-            "up",
-            "--port-base",
-            "0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
+    let (mut up, _data, urls) = Forten::up(
+        "forten-simulate",
         &[("FORTEN_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned())],
-    );
-    let urls = up.banner().await;
+    )
+    .await;
     let mut sim = simulate(&urls["api-gateway"]);
     assert_agrees(&mut sim).await;
     assert_eq!(up.stop(), Some(0), "{}", up.output());
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[tokio::test]
@@ -197,22 +186,14 @@ async fn an_event_the_simulator_did_not_cause_makes_it_disagree_and_exit_1() {
     // forten up over RabbitMQ (a vhost of its own), so that an outside publisher can slip an
     // event in
     let vhost = Vhost::create();
-    let data = std::env::temp_dir().join(unique("forten-simulate"));
-    let mut up = Forten::start(
-        "forten up",
-        &[
-            "up",
-            "--port-base",
-            "0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
+    let (mut up, _data, urls) = Forten::up(
+        "forten-simulate",
         &[
             ("FORTEN_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
             ("RABBITMQ_URL", vhost.url()),
         ],
-    );
-    let urls = up.banner().await;
+    )
+    .await;
     let mut sim = Forten::start(
         "forten simulate",
         &[
@@ -261,5 +242,4 @@ async fn an_event_the_simulator_did_not_cause_makes_it_disagree_and_exit_1() {
     );
     assert!(output.contains("<- differs"), "{output}");
     assert_eq!(up.stop(), Some(0), "{}", up.output());
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -164,6 +164,28 @@ impl Forten {
         }
     }
 
+    /// `forten up` on free ports and a fresh data directory (removed when the returned guard
+    /// drops); waits for the banner and returns each service's URL.
+    pub async fn up(
+        prefix: &str,
+        env: &[(&str, String)],
+    ) -> (Self, DataDir, HashMap<String, String>) {
+        let data = DataDir(std::env::temp_dir().join(unique(prefix)));
+        let mut up = Self::start(
+            "forten up",
+            &[
+                "up",
+                "--port-base",
+                "0",
+                "--data-dir",
+                data.0.to_str().unwrap(),
+            ],
+            env,
+        );
+        let urls = up.banner().await;
+        (up, data, urls)
+    }
+
     /// SIGTERM, then waits for the exit; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap());
@@ -176,6 +198,21 @@ impl Drop for Forten {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A data directory of its own, removed on drop.
+pub struct DataDir(pub std::path::PathBuf);
+
+impl DataDir {
+    pub fn join(&self, file: &str) -> std::path::PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -3,24 +3,16 @@
 use std::time::Duration;
 
 use crate::flow;
-use crate::support::{ADMIN_PASSWORD, Forten, unique};
+use crate::support::{ADMIN_PASSWORD, Forten};
 
 #[tokio::test]
 async fn forten_up_runs_the_whole_story_in_one_process() {
-    let data = std::env::temp_dir().join(unique("forten-up"));
     let started = tokio::time::Instant::now();
-    let mut up = Forten::start(
-        "forten up",
-        &[
-            "up",
-            "--port-base",
-            "0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
+    let (mut up, data, urls) = Forten::up(
+        "forten-up",
         &[("FORTEN_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned())],
-    );
-    let urls = up.banner().await;
+    )
+    .await;
     eprintln!(
         "forten up ready after {:?} (spawn to banner)",
         started.elapsed()
@@ -68,7 +60,6 @@ async fn forten_up_runs_the_whole_story_in_one_process() {
         data.join("auth.db").exists(),
         "SQLite files under the data dir"
     );
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[tokio::test]

@@ -57,6 +57,20 @@ pub(crate) enum AppError {
         /// What is wrong with it.
         message: String,
     },
+    /// 400: the query parameter `field` is unusable.
+    #[error("query parameter {field}: {message}")]
+    InvalidParameter {
+        /// The parameter.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// 401: unknown e-mail or wrong password (one answer for both).
+    #[error("invalid e-mail or password")]
+    InvalidCredentials,
+    /// 403: the caller's role does not allow this on this resource.
+    #[error("{0}")]
+    Forbidden(String),
     /// 400: the request cannot be read (bad JSON, bad query string, bad path).
     #[error("{0}")]
     BadRequest(String),
@@ -89,6 +103,14 @@ impl AppError {
         }
     }
 
+    /// An unusable query parameter `field`.
+    pub(crate) fn invalid_parameter(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
     /// A missing resource.
     pub(crate) fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
         Self::NotFound {
@@ -102,7 +124,9 @@ impl AppError {
         match self {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidParameter { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -117,6 +141,9 @@ impl AppError {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::Validation { .. } => "validation",
+            Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden(_) => "forbidden",
             Self::BadRequest(_) => "bad_request",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -141,7 +168,9 @@ impl AppError {
             detail,
             reason: self.reason().to_owned(),
             field: match self {
-                Self::Validation { field, .. } => Some(field.clone()),
+                Self::Validation { field, .. } | Self::InvalidParameter { field, .. } => {
+                    Some(field.clone())
+                }
                 _ => None,
             },
         }

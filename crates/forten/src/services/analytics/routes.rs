@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use forten_shared::EventType;
 use utoipa::OpenApi;
@@ -24,7 +24,7 @@ use super::model::{
     ForcedDoors, Grain, Group, Metrics, Point, Report, TimeSeries, TypeCount, Window,
 };
 use super::store::{self, Level};
-use crate::services::api::{AppError, PROBLEM_JSON, Problem, documented_router, json};
+use crate::services::api::{AppError, Problem, documented_router, json};
 use crate::storage::{from_millis, now_millis};
 
 #[derive(OpenApi)]
@@ -58,75 +58,16 @@ pub(super) fn public(state: AnalyticsState) -> Router {
     documented_router(public_routes(), state)
 }
 
-/// Errors of these handlers: a bad query parameter (400, naming it) or any [`AppError`].
-#[derive(Debug)]
-pub(super) enum ApiError {
-    /// 400: the query parameter `field` is unusable.
-    Param {
-        /// The parameter.
-        field: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// Anything else.
-    App(AppError),
-}
-
-impl ApiError {
-    fn param(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Param {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        Self::App(e)
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::App(AppError::from(e))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::App(e) => e.into_response(),
-            Self::Param { field, message } => {
-                let status = StatusCode::BAD_REQUEST;
-                let problem = Problem {
-                    problem_type: "urn:forten:problem:invalid_parameter".to_owned(),
-                    title: status
-                        .canonical_reason()
-                        .unwrap_or("Bad Request")
-                        .to_owned(),
-                    status: status.as_u16(),
-                    detail: format!("query parameter {field}: {message}"),
-                    reason: "invalid_parameter".to_owned(),
-                    field: Some(field),
-                };
-                let body = serde_json::to_vec(&problem).unwrap_or_default();
-                (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
-            }
-        }
-    }
-}
-
 /// A route's query string, checked against the parameters it accepts.
 #[derive(Debug)]
 struct Params(Vec<(String, String)>);
 
 impl Params {
     /// Reads the query string of `uri`; an unknown or repeated parameter is a 400 naming it.
-    fn read(uri: &Uri, allowed: &[&str]) -> Result<Self, ApiError> {
+    fn read(uri: &Uri, allowed: &[&str]) -> Result<Self, AppError> {
         let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map(|q| q.0)
-            .map_err(|e| ApiError::App(AppError::from(e)))?;
+            .map_err(AppError::from)?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             let shown: String = name.chars().take(64).collect();
             if !allowed.contains(&name.as_str()) {
@@ -135,10 +76,10 @@ impl Params {
                 } else {
                     format!("unknown parameter; expected {}", allowed.join(", "))
                 };
-                return Err(ApiError::param(shown, expected));
+                return Err(AppError::invalid_parameter(shown, expected));
             }
             if pairs[..i].iter().any(|(n, _)| n == name) {
-                return Err(ApiError::param(shown, "given more than once"));
+                return Err(AppError::invalid_parameter(shown, "given more than once"));
             }
         }
         Ok(Self(pairs))
@@ -153,13 +94,13 @@ impl Params {
     }
 
     /// An RFC 3339 time, as Unix ms.
-    fn time(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    fn time(&self, name: &str) -> Result<Option<i64>, AppError> {
         self.get(name)
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)
                     .map(|t| t.timestamp_millis())
                     .map_err(|e| {
-                        ApiError::param(
+                        AppError::invalid_parameter(
                             name,
                             format!("must be an RFC 3339 time such as 2026-11-27T09:00:00Z ({e})"),
                         )
@@ -169,32 +110,32 @@ impl Params {
     }
 
     /// `from` and `to` (default: the `default_span_ms` up to now); `from` must come first.
-    fn range(&self, default_span_ms: i64) -> Result<(i64, i64), ApiError> {
+    fn range(&self, default_span_ms: i64) -> Result<(i64, i64), AppError> {
         let to = self.time("to")?.unwrap_or_else(now_millis);
         let from = self.time("from")?.unwrap_or(to - default_span_ms);
         if from >= to {
-            return Err(ApiError::param("to", "must be after from"));
+            return Err(AppError::invalid_parameter("to", "must be after from"));
         }
         Ok((from, to))
     }
 
     /// An id parameter (`buildingId`, `doorId`): 1 to 128 printable ASCII characters.
-    fn id(&self, name: &str) -> Result<Option<String>, ApiError> {
+    fn id(&self, name: &str) -> Result<Option<String>, AppError> {
         match self.get(name) {
             Some(v) if v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()) => Err(
-                ApiError::param(name, "must be 1 to 128 printable ASCII characters"),
+                AppError::invalid_parameter(name, "must be 1 to 128 printable ASCII characters"),
             ),
             v => Ok(v.map(str::to_owned)),
         }
     }
 
     /// The `type` parameter: a catalogue event type.
-    fn event_type(&self) -> Result<Option<EventType>, ApiError> {
+    fn event_type(&self) -> Result<Option<EventType>, AppError> {
         self.get("type")
             .map(|v| {
                 v.parse::<EventType>().map_err(|_| {
                     let all: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                    ApiError::param(
+                    AppError::invalid_parameter(
                         "type",
                         format!("unknown event type; one of {}", all.join(", ")),
                     )
@@ -224,7 +165,7 @@ fn rate(count: i64, seconds: i64) -> f64 {
 /// (sliding windows by event time, to the second).
 #[utoipa::path(get, path = "/api/analytics/metrics", tag = "analytics",
     responses((status = 200, body = Metrics), (status = 400, body = Problem, content_type = "application/problem+json")))]
-async fn metrics(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, ApiError> {
+async fn metrics(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, AppError> {
     Params::read(&uri, &[])?;
     let now = now_millis();
     let end_s = now.div_euclid(1000) + 1; // the current second counts
@@ -275,7 +216,7 @@ async fn metrics(State(state): State<AnalyticsState>, uri: Uri) -> Result<Respon
         ("doorId" = Option<String>, Query, description = "only this door (with buildingId)"),
     ),
     responses((status = 200, body = TimeSeries), (status = 400, body = Problem, content_type = "application/problem+json")))]
-async fn timeseries(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, ApiError> {
+async fn timeseries(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, AppError> {
     let p = Params::read(
         &uri,
         &["type", "interval", "from", "to", "buildingId", "doorId"],
@@ -283,19 +224,21 @@ async fn timeseries(State(state): State<AnalyticsState>, uri: Uri) -> Result<Res
     let event_type = p.event_type()?;
     let grain = match p.get("interval") {
         None => Grain::Hour,
-        Some(v) => {
-            Grain::parse(v).ok_or_else(|| ApiError::param("interval", "must be 1m, 1h or 1d"))?
-        }
+        Some(v) => Grain::parse(v)
+            .ok_or_else(|| AppError::invalid_parameter("interval", "must be 1m, 1h or 1d"))?,
     };
     let (from, to) = p.range(DAY_MS)?;
     let building = p.id("buildingId")?;
     let door = p.id("doorId")?;
     if door.is_some() && building.is_none() {
-        return Err(ApiError::param("buildingId", "is required with doorId"));
+        return Err(AppError::invalid_parameter(
+            "buildingId",
+            "is required with doorId",
+        ));
     }
     let (b0, b1) = (grain.bucket(from), grain.bucket_ceil(to));
     if b1 - b0 > MAX_POINTS {
-        return Err(ApiError::param(
+        return Err(AppError::invalid_parameter(
             "from",
             format!(
                 "the range holds {} buckets of {}; at most {MAX_POINTS}: narrow it or use a longer interval",
@@ -354,7 +297,7 @@ fn minutes(from: i64, to: i64) -> (i64, i64) {
         ("buildingId" = Option<String>, Query, description = "only this building"),
     ),
     responses((status = 200, body = Report), (status = 400, body = Problem, content_type = "application/problem+json")))]
-async fn reports(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, ApiError> {
+async fn reports(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, AppError> {
     let p = Params::read(&uri, &["from", "to", "groupBy", "buildingId"])?;
     let group_by = p.get("groupBy").unwrap_or("type");
     let level = match group_by {
@@ -362,7 +305,10 @@ async fn reports(State(state): State<AnalyticsState>, uri: Uri) -> Result<Respon
         "building" => Level::Building,
         "door" => Level::Door,
         _ => {
-            return Err(ApiError::param("groupBy", "must be building, door or type"));
+            return Err(AppError::invalid_parameter(
+                "groupBy",
+                "must be building, door or type",
+            ));
         }
     };
     let (from, to) = p.range(DAY_MS)?;
@@ -454,7 +400,7 @@ fn add(a: (i64, i64), b: (i64, i64)) -> (i64, i64) {
         ("buildingId" = Option<String>, Query, description = "only this building"),
     ),
     responses((status = 200, body = AccessRates), (status = 400, body = Problem, content_type = "application/problem+json")))]
-async fn access_rates(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, ApiError> {
+async fn access_rates(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, AppError> {
     let p = Params::read(&uri, &["from", "to", "buildingId"])?;
     let (from, to) = p.range(DAY_MS)?;
     let building = p.id("buildingId")?;
@@ -510,7 +456,7 @@ async fn access_rates(State(state): State<AnalyticsState>, uri: Uri) -> Result<R
 async fn camera_availability(
     State(state): State<AnalyticsState>,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let p = Params::read(&uri, &["from", "to", "buildingId"])?;
     let (from, to) = p.range(DAY_MS)?;
     let building = p.id("buildingId")?;
@@ -536,7 +482,7 @@ async fn camera_availability(
         ("to" = Option<String>, Query, description = "RFC 3339 (default: now)"),
     ),
     responses((status = 200, body = AlertFigures), (status = 400, body = Problem, content_type = "application/problem+json")))]
-async fn alerts(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, ApiError> {
+async fn alerts(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, AppError> {
     let p = Params::read(&uri, &["from", "to"])?;
     let (from, to) = p.range(DAY_MS)?;
     let times = store::alert_times(state.db.pool(), from, to).await?;
@@ -575,13 +521,13 @@ async fn alerts(State(state): State<AnalyticsState>, uri: Uri) -> Result<Respons
         ("buildingId" = Option<String>, Query, description = "only this building"),
     ),
     responses((status = 200, body = ForcedDoors), (status = 400, body = Problem, content_type = "application/problem+json")))]
-async fn forced_doors(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, ApiError> {
+async fn forced_doors(State(state): State<AnalyticsState>, uri: Uri) -> Result<Response, AppError> {
     let p = Params::read(&uri, &["from", "to", "buildingId"])?;
     let (from, to) = p.range(7 * DAY_MS)?;
     let building = p.id("buildingId")?;
     let (d0, d1) = (Grain::Day.bucket(from), Grain::Day.bucket_ceil(to));
     if d1 - d0 > MAX_DAYS {
-        return Err(ApiError::param(
+        return Err(AppError::invalid_parameter(
             "from",
             format!("the range holds {} days; at most {MAX_DAYS}", d1 - d0),
         ));

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Router};
 use forten_shared::auth::{UserIdentity, UserToken};
 use forten_shared::events::{Role, UserDeleted, UserUpdated};
@@ -18,8 +18,8 @@ use super::model::{
 use super::store::{self, NewUser};
 use super::{AuthState, PasswordError, hash_blocking, user_created, verify_blocking};
 use crate::services::api::{
-    ApiJson, ApiPath, ApiQuery, AppError, PROBLEM_JSON, Page, Problem, fallback, json,
-    method_not_allowed, openapi_route,
+    ApiJson, ApiPath, ApiQuery, AppError, Page, Problem, fallback, json, method_not_allowed,
+    openapi_route,
 };
 
 #[derive(OpenApi)]
@@ -101,66 +101,17 @@ pub(super) fn public(state: AuthState) -> Router {
         .with_state(state)
 }
 
-/// The handlers' errors: the services' [`AppError`]s plus the two answers of this service's
-/// own (401 bad credentials, 403 not your user), all problem+json.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum ApiError {
-    /// Any of the shared errors.
-    #[error(transparent)]
-    App(#[from] AppError),
-    /// 401: unknown e-mail or wrong password (one answer for both).
-    #[error("invalid e-mail or password")]
-    InvalidCredentials,
-    /// 403: the caller's role does not allow this on this resource.
-    #[error("{0}")]
-    Forbidden(&'static str),
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::App(e.into())
-    }
-}
-
-impl From<PasswordError> for ApiError {
+impl From<PasswordError> for AppError {
     fn from(e: PasswordError) -> Self {
         tracing::error!(error = %e, "password hashing failed");
-        Self::App(AppError::Unavailable(
-            "the password could not be processed; try again".to_owned(),
-        ))
+        AppError::Unavailable("the password could not be processed; try again".to_owned())
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let detail = self.to_string();
-        let (status, reason) = match self {
-            Self::App(e) => return e.into_response(),
-            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-        };
-        let problem = Problem {
-            problem_type: format!("urn:forten:problem:{reason}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail,
-            reason: reason.to_owned(),
-            field: None,
-        };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (
-            status,
-            [(axum::http::header::CONTENT_TYPE, PROBLEM_JSON)],
-            body,
-        )
-            .into_response()
-    }
-}
-
-async fn require_user(state: &AuthState, id: &str) -> Result<StoredUser, ApiError> {
+async fn require_user(state: &AuthState, id: &str) -> Result<StoredUser, AppError> {
     store::get_user(state.db.pool(), id)
         .await?
-        .ok_or_else(|| AppError::not_found("user", id).into())
+        .ok_or_else(|| AppError::not_found("user", id))
 }
 
 /// Log in: a user token for a right e-mail and password; 401 otherwise (the same answer,
@@ -172,7 +123,7 @@ async fn require_user(state: &AuthState, id: &str) -> Result<StoredUser, ApiErro
 async fn login(
     State(state): State<AuthState>,
     ApiJson(input): ApiJson<LoginInput>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let found = store::get_by_email(state.db.pool(), &normalize_email(&input.email)).await?;
     let hash = match &found {
         Some(u) => u.password_hash.clone(),
@@ -181,7 +132,7 @@ async fn login(
     let verified = verify_blocking(input.password, hash).await?;
     let Some(found) = found.filter(|_| verified) else {
         tracing::info!("login refused");
-        return Err(ApiError::InvalidCredentials);
+        return Err(AppError::InvalidCredentials);
     };
     let UserToken { token, expires_in } = state
         .user_auth
@@ -211,7 +162,7 @@ async fn login(
 async fn create_user(
     State(state): State<AuthState>,
     ApiJson(input): ApiJson<UserInput>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let email = normalize_email(&input.email);
     let pool = state.db.pool();
     if store::get_by_email(pool, &email).await?.is_some() {
@@ -237,8 +188,8 @@ async fn create_user(
     Ok(json(StatusCode::CREATED, &user))
 }
 
-fn email_taken(email: &str) -> ApiError {
-    AppError::Conflict(format!("a user with e-mail {email} already exists")).into()
+fn email_taken(email: &str) -> AppError {
+    AppError::Conflict(format!("a user with e-mail {email} already exists"))
 }
 
 /// List users (admin, operator), oldest first.
@@ -251,7 +202,7 @@ fn email_taken(email: &str) -> ApiError {
 async fn list_users(
     State(state): State<AuthState>,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let users = store::list_users(state.db.pool(), page.limit(), page.offset()).await?;
     Ok(json(StatusCode::OK, &UserList { users }))
 }
@@ -267,9 +218,11 @@ async fn get_user(
     State(state): State<AuthState>,
     Extension(caller): Extension<UserIdentity>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     if caller.role == Role::User && caller.user_id != id {
-        return Err(ApiError::Forbidden("a user may only read itself"));
+        return Err(AppError::Forbidden(
+            "a user may only read itself".to_owned(),
+        ));
     }
     Ok(json(StatusCode::OK, &require_user(&state, &id).await?.user))
 }
@@ -287,7 +240,7 @@ async fn put_user(
     State(state): State<AuthState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<UserPatch>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     update_user(&state, &id, patch).await
 }
 
@@ -304,11 +257,11 @@ async fn patch_user(
     State(state): State<AuthState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<UserPatch>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     update_user(&state, &id, patch).await
 }
 
-async fn update_user(state: &AuthState, id: &str, patch: UserPatch) -> Result<Response, ApiError> {
+async fn update_user(state: &AuthState, id: &str, patch: UserPatch) -> Result<Response, AppError> {
     let pool = state.db.pool();
     let StoredUser {
         user: mut next,
@@ -340,7 +293,9 @@ async fn update_user(state: &AuthState, id: &str, patch: UserPatch) -> Result<Re
         && role != next.role
     {
         if next.role == UserRole::Admin && store::count_admins(pool).await? <= 1 {
-            return Err(AppError::Conflict("the last admin cannot lose its role".into()).into());
+            return Err(AppError::Conflict(
+                "the last admin cannot lose its role".into(),
+            ));
         }
         changes.insert("role".into(), Value::from(role.as_str()));
         next.role = role;
@@ -364,7 +319,7 @@ async fn update_user(state: &AuthState, id: &str, patch: UserPatch) -> Result<Re
             }
         })?
     {
-        return Err(AppError::not_found("user", id).into());
+        return Err(AppError::not_found("user", id));
     }
     let event = state.event(
         UserUpdated {
@@ -390,15 +345,17 @@ async fn update_user(state: &AuthState, id: &str, patch: UserPatch) -> Result<Re
 async fn delete_user(
     State(state): State<AuthState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     let pool = state.db.pool();
     let user = require_user(&state, &id).await?.user;
     if user.role == UserRole::Admin && store::count_admins(pool).await? <= 1 {
-        return Err(AppError::Conflict("the last admin cannot be deleted".into()).into());
+        return Err(AppError::Conflict(
+            "the last admin cannot be deleted".into(),
+        ));
     }
     let mut tx = pool.begin().await?;
     if !store::delete_user(&mut tx, &id).await? {
-        return Err(AppError::not_found("user", &id).into());
+        return Err(AppError::not_found("user", &id));
     }
     let event = state.event(
         UserDeleted {

@@ -382,9 +382,11 @@ fn bench_events_smoke() {
 }
 
 /// The figures a `--json` bench printed, each checked for shape: (name, value, baseline).
-fn bench_figures(o: &Output) -> Vec<(String, f64, Option<f64>)> {
+/// The figures of a `--json` bench run, checked: exactly `names` in order, each with a unit
+/// and, where it has a baseline, the ratio `value / baseline`.
+fn bench_figures(o: &Output, names: &[&str]) -> Vec<(String, f64, Option<f64>)> {
     assert!(o.status.success(), "{}", stderr(o));
-    stdout(o)
+    let figures: Vec<(String, f64, Option<f64>)> = stdout(o)
         .lines()
         .map(|l| {
             let v: serde_json::Value =
@@ -398,7 +400,18 @@ fn bench_figures(o: &Output) -> Vec<(String, f64, Option<f64>)> {
             }
             (v["name"].as_str().unwrap().to_owned(), value, baseline)
         })
-        .collect()
+        .collect();
+    let got: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(got, names);
+    figures
+}
+
+/// Every figure positive and compared with a positive baseline.
+fn assert_all_compared(figures: &[(String, f64, Option<f64>)]) {
+    for (name, value, baseline) in figures {
+        assert!(*value > 0.0, "{name}: {value}");
+        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
+    }
 }
 
 #[test]
@@ -414,31 +427,24 @@ fn bench_http_smoke() {
         "1",
         "--json",
     ]);
-    let figures = bench_figures(&o);
-    let names: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(
-        names,
-        [
+    let figures = bench_figures(
+        &o,
+        &[
             "http.throughput",
             "http.p50_ms",
             "http.p99_ms",
-            "http.cpu_per_req_us"
-        ]
+            "http.cpu_per_req_us",
+        ],
     );
-    for (name, value, baseline) in &figures {
-        assert!(*value > 0.0, "{name}: {value}");
-        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
-    }
+    assert_all_compared(&figures);
 }
 
 #[test]
 fn bench_auth_smoke() {
     let o = forten(&["bench", "auth", "--count", "50", "--repeat", "1", "--json"]);
-    let figures = bench_figures(&o);
-    let names: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(
-        names,
-        [
+    let figures = bench_figures(
+        &o,
+        &[
             "auth.sign",
             "auth.verify",
             "auth.verify_cached",
@@ -447,13 +453,10 @@ fn bench_auth_smoke() {
             "auth.verify_eddsa_cached",
             "auth.layer_overhead_us",
             "auth.event_sign",
-            "auth.event_verify"
-        ]
+            "auth.event_verify",
+        ],
     );
-    for (name, value, baseline) in &figures[..6] {
-        assert!(*value > 0.0, "{name}: {value}");
-        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
-    }
+    assert_all_compared(&figures[..6]);
     assert!(
         figures[6].2.is_some_and(|b| b > 0.0),
         "the bare router's cost"
@@ -481,21 +484,16 @@ fn bench_gateway_smoke() {
         "1",
         "--json",
     ]);
-    let figures = bench_figures(&o);
-    let names: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(
-        names,
-        [
+    let figures = bench_figures(
+        &o,
+        &[
             "gateway.throughput",
             "gateway.p50_ms",
             "gateway.p99_ms",
-            "gateway.cpu_per_req_us"
-        ]
+            "gateway.cpu_per_req_us",
+        ],
     );
-    for (name, value, baseline) in &figures {
-        assert!(*value > 0.0, "{name}: {value}");
-        assert!(baseline.is_some_and(|b| b > 0.0), "{name}: {baseline:?}");
-    }
+    assert_all_compared(&figures);
 }
 
 #[tokio::test]
